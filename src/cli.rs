@@ -1,0 +1,281 @@
+//! The command line: `fakelens train | demo-data | info | bench`, or no command for the
+//! window. Every command drives the same engine functions the GUI's worker calls. Errors
+//! print one line with their cause and exit non-zero.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
+use crate::data::demo;
+use crate::device::DeviceChoice;
+use crate::train::{TrainData, TrainEvent};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fakelens",
+    version,
+    about = "Face-manipulation detection workbench"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+    /// (window) Save a screenshot of the window to this PNG after it has drawn, then quit.
+    #[arg(long, global = false)]
+    pub screenshot: Option<PathBuf>,
+    /// (window) Open on this tab: dataset, training.
+    #[arg(long)]
+    pub tab: Option<String>,
+    /// (window) Open this dataset folder instead of the last one (or the demo data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// (window) Show this finished run's curves in the Training tab.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Train a detector and write weights/runs/<run-id>/{model.safetensors, run.json}.
+    Train(TrainArgs),
+    /// Write the built-in synthetic demo dataset.
+    DemoData {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = demo::DEFAULT_COUNT)]
+        count: usize,
+    },
+    /// Print each model's parameter count.
+    Info,
+    /// Measure SimpleNet's training throughput (images/s) and, if a Python with PyTorch is
+    /// found, the same step in PyTorch, printed as a ratio.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, default_value = "simplenet")]
+    pub model: ModelKind,
+    /// Dataset folder, or `demo` for the built-in demo data.
+    #[arg(long, default_value = "demo")]
+    pub data: String,
+    /// Start from a named recipe (default, course); flags below override it.
+    #[arg(long, default_value = "default")]
+    pub preset: Preset,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub optimizer: Option<OptimizerKind>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Turn off the random crop + flip augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Run directory (default weights/runs/<run-id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> TrainConfig {
+        let base = self.preset.config(self.model);
+        TrainConfig {
+            model: self.model,
+            optimizer: self.optimizer.unwrap_or(base.optimizer),
+            lr: self.lr.unwrap_or(base.lr),
+            momentum: self.momentum.unwrap_or(base.momentum),
+            batch_size: self.batch_size.unwrap_or(base.batch_size).max(1),
+            epochs: self.epochs.unwrap_or(base.epochs),
+            seed: self.seed.unwrap_or(base.seed),
+            augment: base.augment && !self.no_augment,
+        }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => crate::ui::run_window(crate::ui::WindowOptions {
+            screenshot: cli.screenshot,
+            tab: cli.tab,
+            data: cli.data,
+            run: cli.run,
+        }),
+        Some(CliCommand::Train(args)) => train(&args),
+        Some(CliCommand::DemoData { out, seed, count }) => {
+            demo::write_demo_dataset(&out, seed, count)
+                .map(|()| println!("wrote {count} demo images to {}", out.display()))
+                .map_err(Into::into)
+        }
+        Some(CliCommand::Info) => info(),
+        Some(CliCommand::Bench(args)) => crate::bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn info() -> anyhow::Result<()> {
+    let device = candle_core::Device::Cpu;
+    for kind in ModelKind::ALL {
+        let model = crate::models::build(kind, &device, 0)?;
+        println!(
+            "{:<12} {:>12} parameters",
+            kind.label(),
+            group_thousands(model.param_count())
+        );
+    }
+    Ok(())
+}
+
+/// `16901762` → `16,901,762`.
+pub fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The folder of the built-in demo data (created on first use): `$FAKELENS_DATA_DIR/demo`,
+/// else the user's data directory, else `./fakelens-data/demo`.
+pub fn demo_data_dir() -> PathBuf {
+    let base = std::env::var_os("FAKELENS_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            directories::ProjectDirs::from("org", "FakeLens", "FakeLens")
+                .map(|d| d.data_dir().to_path_buf())
+        })
+        .unwrap_or_else(|| PathBuf::from("fakelens-data"));
+    base.join(format!("demo-v{}", demo::DEMO_VERSION))
+}
+
+/// Makes sure the demo dataset exists and returns its folder.
+pub fn ensure_demo_data() -> anyhow::Result<PathBuf> {
+    let dir = demo_data_dir();
+    if !dir.join("README.txt").is_file() {
+        demo::write_demo_dataset(&dir, 0, demo::DEFAULT_COUNT)
+            .with_context(|| format!("creating the demo dataset in {}", dir.display()))?;
+    }
+    Ok(dir)
+}
+
+fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
+    if data == "demo" {
+        ensure_demo_data()
+    } else {
+        Ok(PathBuf::from(data))
+    }
+}
+
+fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = args.config();
+    let root = resolve_data(&args.data)?;
+    let (device, notice) = crate::device::open(args.device)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    let cancel = AtomicBool::new(false);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |stage: &str, done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("decode {stage}"));
+    };
+    let data = TrainData::prepare(&root, &cancel, &progress)
+        .with_context(|| format!("loading dataset {}", root.display()))?;
+    for bad in data.unreadable() {
+        bar.println(format!("skipped {}: {}", bad.path.display(), bad.reason));
+    }
+    let run_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model),
+    };
+    print_table_header(&bar);
+    let mut on_event = |event: TrainEvent| match event {
+        TrainEvent::Started { run_dir, record } => bar.println(format!(
+            "training {} ({} parameters) on {} images; run {}",
+            record.model.label(),
+            group_thousands(record.param_count),
+            record.train_images,
+            run_dir.display()
+        )),
+        TrainEvent::Batch(p) => {
+            bar.set_length(p.batches as u64);
+            bar.set_position(p.batch as u64);
+            bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
+        }
+        TrainEvent::Evaluating { epoch } => bar.set_message(format!("eval {epoch}")),
+        TrainEvent::Epoch(r) => bar.println(epoch_row(&r)),
+        TrainEvent::Collapsed { message, .. } => bar.println(format!("warning: {message}")),
+        TrainEvent::CheckpointSaved { .. } => {}
+    };
+    let record = crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event)
+        .with_context(|| format!("training run {}", run_dir.display()))?;
+    bar.finish_and_clear();
+    if let (Some(epoch), Some(test)) = (record.best_epoch, record.test_acc_at_best) {
+        println!(
+            "best val epoch {epoch}: test accuracy {:.2} %",
+            test * 100.0
+        );
+    }
+    println!("run directory: {}", run_dir.display());
+    Ok(())
+}
+
+fn print_table_header(bar: &indicatif::ProgressBar) {
+    bar.println("epoch  train_loss  train_acc  val_loss  val_acc  test_loss  test_acc  secs");
+}
+
+/// One row of the per-epoch table, as the course printed it.
+pub fn epoch_row(r: &crate::train::EpochRecord) -> String {
+    let opt = |v: Option<f64>, pct: bool| match v {
+        Some(v) if pct => format!("{:>8.2}%", v * 100.0),
+        Some(v) => format!("{v:>9.4}"),
+        None => format!("{:>9}", "-"),
+    };
+    format!(
+        "{:>5}  {:>10.4}  {:>8.2}%  {:>8.4}  {:>6.2}%  {}  {}  {:>5.0}",
+        r.epoch,
+        r.train_loss,
+        r.train_acc * 100.0,
+        r.val_loss,
+        r.val_acc * 100.0,
+        opt(r.test_loss, false),
+        opt(r.test_acc, true),
+        r.elapsed_secs
+    )
+}
+
+/// Used by tests: the path of a run's checkpoint.
+pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(crate::train::history::CHECKPOINT_FILE)
+}

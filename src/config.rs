@@ -1,0 +1,205 @@
+//! Hyperparameters and model/data choices: one serde struct each, with defaults that learn,
+//! saved into every run's `run.json` so a checkpoint always says how it was made.
+
+use serde::{Deserialize, Serialize};
+
+/// Which detector architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The course's three-conv, three-fc network (16,901,762 parameters).
+    #[default]
+    SimpleNet,
+}
+
+impl ModelKind {
+    /// Every model the app can build, in menu order.
+    pub const ALL: [ModelKind; 1] = [ModelKind::SimpleNet];
+
+    /// The name used on the command line, in `run.json` and in run ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::SimpleNet => "simplenet",
+        }
+    }
+
+    /// Human-readable name for the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            ModelKind::SimpleNet => "SimpleNet",
+        }
+    }
+
+    /// Input normalisation the model was designed with (course: CIFAR mean/std for all).
+    pub fn normalization(self) -> Normalization {
+        match self {
+            ModelKind::SimpleNet => Normalization::COURSE,
+        }
+    }
+
+    /// The training recipe that learns this model on real face-swap data.
+    pub fn default_train_config(self) -> TrainConfig {
+        match self {
+            ModelKind::SimpleNet => TrainConfig::default(),
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown model '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// The course's normalisation, used for every model there.
+    pub const COURSE: Normalization = Normalization {
+        mean: [0.4914, 0.4822, 0.4465],
+        std: [0.2023, 0.1994, 0.2010],
+    };
+    /// What ImageNet-pretrained Xception checkpoints expect.
+    pub const HALF: Normalization = Normalization {
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+}
+
+/// Optimiser choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (AdamW with weight decay 0, identical to PyTorch's Adam).
+    #[default]
+    Adam,
+    /// SGD with (heavy-ball) momentum as PyTorch implements it.
+    Sgd,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Adam, OptimizerKind::Sgd];
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Sgd => "sgd",
+        }
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "adam" => Ok(OptimizerKind::Adam),
+            "sgd" => Ok(OptimizerKind::Sgd),
+            _ => Err(format!("unknown optimizer '{s}' (expected adam or sgd)")),
+        }
+    }
+}
+
+/// Everything that decides how a run trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub model: ModelKind,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    /// SGD momentum; ignored by Adam.
+    pub momentum: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Random crop 256 with 4 px padding and horizontal flip, as the course trained.
+    pub augment: bool,
+}
+
+impl Default for TrainConfig {
+    /// SimpleNet's recipe that learns on lfw-faceswap: the course recipe at lr 1e-4.
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelKind::SimpleNet,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-4,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 5,
+            seed: 0,
+            augment: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings no run can use, with a message naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "learning rate must be a positive number, got {}",
+                self.lr
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if self.batch_size == 0 || self.epochs == 0 {
+            return Err("batch size and epochs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Named recipes shown in the Training tab and accepted by `fakelens train --preset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// The default that learns (Adam, lr 1e-4, batch 32, 5 epochs).
+    Default,
+    /// The course's SimpleNet command (Adam, lr 1e-3, batch 32, 5 epochs). On lfw-faceswap
+    /// it collapses to a constant classifier.
+    Course,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 2] = [Preset::Default, Preset::Course];
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Default => "default",
+            Preset::Course => "course",
+        }
+    }
+    pub fn config(self, model: ModelKind) -> TrainConfig {
+        let base = model.default_train_config();
+        match self {
+            Preset::Default => base,
+            Preset::Course => TrainConfig { lr: 1e-3, ..base },
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown preset '{s}' (expected default or course)"))
+    }
+}
+
+/// Side length of every model input.
+pub const INPUT_SIZE: usize = 256;

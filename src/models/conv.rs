@@ -1,0 +1,472 @@
+//! Dense 2-D convolution as a Candle `CustomOp3` (input, weight, bias), optionally fused with
+//! the ReLU that follows it: im2col + gemm forward, and a gemm backward that computes the input
+//! gradient only when something upstream needs it (never for the raw image), unlike Candle's
+//! stock CPU conv backward. The gemm crate works on column-major destinations (it transposes a
+//! row-major one), so writing `y (c_out × pixels)` row-major makes the long pixel dimension
+//! the microkernel's row dimension: a 6-channel conv uses whole kernels.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+
+use super::cpu_float::CpuFloat;
+use super::gemm::{MatRef, matmul};
+
+/// Stride and zero padding of a square-kernel convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// The sizes of one convolution, derived from its input and weight shapes.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Dims {
+    fn new(x: &[usize], w: &[usize], g: ConvGeometry) -> candle_core::Result<Dims> {
+        let (&[n, c_in, h, wd], &[c_out, wc, k, k2]) = (x, w) else {
+            candle_core::bail!("conv2d expects NCHW input and OIHW weight, got {x:?} and {w:?}")
+        };
+        if wc != c_in || k != k2 || g.stride == 0 {
+            candle_core::bail!(
+                "conv2d: weight {w:?} does not fit input {x:?} (stride {})",
+                g.stride
+            )
+        }
+        if h + 2 * g.padding < k || wd + 2 * g.padding < k {
+            candle_core::bail!("conv2d: input {x:?} is smaller than the {k}x{k} kernel")
+        }
+        Ok(Dims {
+            n,
+            c_in,
+            h,
+            w: wd,
+            c_out,
+            k,
+            oh: (h + 2 * g.padding - k) / g.stride + 1,
+            ow: (wd + 2 * g.padding - k) / g.stride + 1,
+            stride: g.stride,
+            pad: g.padding,
+        })
+    }
+    fn in_plane(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    fn out_hw(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn patch(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// Calls `f(row, oy, ox_range, src_row_start, src_x0)` for every (col-row, output-row)
+    /// pair: the output columns `ox_range` read input row `iy` starting at input column
+    /// `x0 + ox*stride`. Shared by im2col and col2im so both agree on the geometry.
+    fn for_each_patch_row(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        for c in 0..self.c_in {
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    let row = (c * self.k + ky) * self.k + kx;
+                    for oy in 0..self.oh {
+                        let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        f(row, oy, (c * self.h + iy as usize) * self.w, kx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output columns whose input column `ox*stride + kx - pad` is inside the image.
+    fn valid_ox(&self, kx: usize) -> std::ops::Range<usize> {
+        let lo = self.pad.saturating_sub(kx).div_ceil(self.stride);
+        let hi_excl = (self.w + self.pad).saturating_sub(kx);
+        let hi = hi_excl.div_ceil(self.stride).min(self.ow);
+        lo.min(hi)..hi
+    }
+}
+
+fn im2col<T: WithDType>(x: &[T], d: &Dims, col: &mut [T]) {
+    if d.pad > 0 {
+        col.fill(T::from_f64(0.0));
+    }
+    let ohw = d.out_hw();
+    d.for_each_patch_row(|row, oy, src_row, kx| {
+        let dst = &mut col[row * ohw + oy * d.ow..row * ohw + (oy + 1) * d.ow];
+        let src = &x[src_row..src_row + d.w];
+        let valid = d.valid_ox(kx);
+        if d.stride == 1 {
+            let shift = kx as isize - d.pad as isize;
+            let (lo, hi) = (valid.start, valid.end);
+            dst[lo..hi].copy_from_slice(
+                &src[(lo as isize + shift) as usize..(hi as isize + shift) as usize],
+            );
+        } else {
+            for ox in valid {
+                dst[ox] = src[ox * d.stride + kx - d.pad];
+            }
+        }
+    });
+}
+
+fn col2im<T: WithDType>(col: &[T], d: &Dims, x: &mut [T]) {
+    x.fill(T::from_f64(0.0));
+    let ohw = d.out_hw();
+    d.for_each_patch_row(|row, oy, src_row, kx| {
+        let src = &col[row * ohw + oy * d.ow..row * ohw + (oy + 1) * d.ow];
+        let dst = &mut x[src_row..src_row + d.w];
+        for ox in d.valid_ox(kx) {
+            dst[ox * d.stride + kx - d.pad] += src[ox];
+        }
+    });
+}
+
+/// The contiguous values of a CPU tensor of element type `T`.
+pub(crate) fn contiguous<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [T]> {
+    let v = T::cpu_storage_as_slice(s)?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("fakelens CPU ops need contiguous tensors"),
+    }
+}
+
+/// Runs `$f::<f32>` or `$f::<f64>` by the storage's dtype.
+macro_rules! dispatch_float {
+    ($storage:expr, $name:expr, $f:ident ( $($arg:expr),* )) => {
+        match candle_core::backend::BackendStorage::dtype($storage) {
+            candle_core::DType::F32 => $f::<f32>($($arg),*),
+            candle_core::DType::F64 => $f::<f64>($($arg),*),
+            other => candle_core::bail!("{} supports f32 and f64, got {other:?}", $name),
+        }
+    };
+}
+pub(crate) use dispatch_float;
+
+/// Threads for gemm inside one image: all of them when there are fewer images than threads.
+fn inner_threads(n: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if n >= threads { 1 } else { threads }
+}
+
+fn gemm_err(e: super::gemm::GemmShapeError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+/// The activation fused into the convolution's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+}
+
+/// The forward op: `y = act(conv(x, w) + b)`.
+pub struct Conv2dOp(pub ConvGeometry, pub Activation);
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "fakelens-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl.dims(), wl.dims(), self.0)?;
+        let relu = self.1 == Activation::Relu;
+        dispatch_float!(xs, "conv2d", conv_forward(&d, relu, xs, xl, ws, wl, bs, bl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = match self.1 {
+            Activation::Identity => grad.contiguous()?,
+            // ReLU's output is positive exactly where its input was: mask the gradient by it.
+            Activation::Relu => grad.contiguous()?.apply_op2_no_bwd(res, &ReluGradMask)?,
+        };
+        let grad_x = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(w, &ConvGradInput(self.0, x.dims().to_vec()))?)
+        } else {
+            None
+        };
+        let grad_w = if w.track_op() {
+            Some(x.apply_op2_no_bwd(&grad, &ConvGradWeight(self.0, w.dims().to_vec()))?)
+        } else {
+            None
+        };
+        let grad_b = if b.track_op() {
+            Some(grad.sum((0, 2, 3))?)
+        } else {
+            None
+        };
+        Ok((grad_x, grad_w, grad_b))
+    }
+}
+
+/// `dL/dx = col2im(wᵀ · dL/dy)` per image.
+struct ConvGradInput(ConvGeometry, Vec<usize>);
+
+impl CustomOp2 for ConvGradInput {
+    fn name(&self) -> &'static str {
+        "fakelens-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(&self.1, wl.dims(), self.0)?;
+        dispatch_float!(gs, "conv2d", conv_grad_input(&d, gs, gl, ws, wl))
+    }
+}
+
+/// `dL/dw = Σₙ dL/dyₙ · im2col(xₙ)ᵀ`, accumulated per thread and then summed.
+struct ConvGradWeight(ConvGeometry, Vec<usize>);
+
+impl CustomOp2 for ConvGradWeight {
+    fn name(&self) -> &'static str {
+        "fakelens-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl.dims(), &self.1, self.0)?;
+        dispatch_float!(xs, "conv2d", conv_grad_weight(&d, xs, xl, gs, gl))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_forward<T: CpuFloat>(
+    d: &Dims,
+    relu: bool,
+    xs: &CpuStorage,
+    xl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+    bs: &CpuStorage,
+    bl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (x, w, b) = (
+        contiguous::<T>(xs, xl)?,
+        contiguous::<T>(ws, wl)?,
+        contiguous::<T>(bs, bl)?,
+    );
+    if b.len() != d.c_out {
+        candle_core::bail!(
+            "conv2d bias has {} values for {} channels",
+            b.len(),
+            d.c_out
+        )
+    }
+    let ohw = d.out_hw();
+    let zero = T::from_f64(0.0);
+    let mut out = vec![zero; d.n * d.c_out * ohw];
+    let threads = inner_threads(d.n);
+    out.par_chunks_mut(d.c_out * ohw)
+        .zip(x.par_chunks(d.in_plane()))
+        .try_for_each(|(y, x)| {
+            T::with_scratch(d.patch() * ohw, |col| {
+                im2col(x, d, col);
+                // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
+                let lhs = MatRef::row_major(w, d.c_out, d.patch());
+                let rhs = MatRef::row_major(&*col, d.patch(), ohw);
+                matmul(y, lhs, rhs, false, threads).map_err(gemm_err)?;
+                for (plane, &bias) in y.chunks_mut(ohw).zip(b) {
+                    for v in plane.iter_mut() {
+                        let z = *v + bias;
+                        *v = if relu && z < zero { zero } else { z };
+                    }
+                }
+                Ok::<(), candle_core::Error>(())
+            })
+        })?;
+    Ok((
+        T::to_cpu_storage_owned(out),
+        Shape::from((d.n, d.c_out, d.oh, d.ow)),
+    ))
+}
+
+fn conv_grad_input<T: CpuFloat>(
+    d: &Dims,
+    gs: &CpuStorage,
+    gl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (g, w) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ws, wl)?);
+    let ohw = d.out_hw();
+    let mut out = vec![T::from_f64(0.0); d.n * d.in_plane()];
+    let threads = inner_threads(d.n);
+    out.par_chunks_mut(d.in_plane())
+        .zip(g.par_chunks(d.c_out * ohw))
+        .try_for_each(|(dx, gy)| {
+            T::with_scratch(d.patch() * ohw, |col| {
+                let lhs = MatRef::transposed(w, d.c_out, d.patch());
+                let rhs = MatRef::row_major(gy, d.c_out, ohw);
+                matmul(col, lhs, rhs, false, threads).map_err(gemm_err)?;
+                col2im(col, d, dx);
+                Ok::<(), candle_core::Error>(())
+            })
+        })?;
+    Ok((
+        T::to_cpu_storage_owned(out),
+        Shape::from((d.n, d.c_in, d.h, d.w)),
+    ))
+}
+
+fn conv_grad_weight<T: CpuFloat>(
+    d: &Dims,
+    xs: &CpuStorage,
+    xl: &Layout,
+    gs: &CpuStorage,
+    gl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (x, g) = (contiguous::<T>(xs, xl)?, contiguous::<T>(gs, gl)?);
+    let ohw = d.out_hw();
+    let wlen = d.c_out * d.patch();
+    let threads = inner_threads(d.n);
+    let zero = T::from_f64(0.0);
+    // dwᵀ (patch × c_out) = Σₙ col (patch × pixels) · gyᵀ (pixels × c_out), per thread:
+    // with the gemm crate's column-major view this keeps the long pixel axis as the reduction
+    // and the patch axis as the kernel rows (5× faster than dw = gy · colᵀ for conv1).
+    let dwt = x
+        .par_chunks(d.in_plane())
+        .zip(g.par_chunks(d.c_out * ohw))
+        .try_fold(
+            || vec![zero; wlen],
+            |mut dwt, (x, gy)| {
+                T::with_scratch(d.patch() * ohw, |col| {
+                    im2col(x, d, col);
+                    let lhs = MatRef::row_major(&*col, d.patch(), ohw);
+                    let rhs = MatRef::transposed(gy, d.c_out, ohw);
+                    matmul(&mut dwt, lhs, rhs, true, threads).map_err(gemm_err)
+                })?;
+                Ok::<_, candle_core::Error>(dwt)
+            },
+        )
+        .try_reduce(
+            || vec![zero; wlen],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+                Ok(a)
+            },
+        )?;
+    let patch = d.patch();
+    let dw: Vec<T> = (0..wlen)
+        .map(|i| dwt[(i % patch) * d.c_out + i / patch])
+        .collect();
+    Ok((
+        T::to_cpu_storage_owned(dw),
+        Shape::from((d.c_out, d.c_in, d.k, d.k)),
+    ))
+}
+
+/// `grad · [y > 0]` for a fused ReLU, in one pass.
+struct ReluGradMask;
+
+impl CustomOp2 for ReluGradMask {
+    fn name(&self) -> &'static str {
+        "fakelens-relu-grad-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(gs, "relu", relu_mask(gs, gl, ys, yl))
+    }
+}
+
+fn relu_mask<T: WithDType>(
+    gs: &CpuStorage,
+    gl: &Layout,
+    ys: &CpuStorage,
+    yl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (g, y) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ys, yl)?);
+    if g.len() != y.len() {
+        candle_core::bail!("relu mask: gradient and output sizes differ")
+    }
+    let zero = T::from_f64(0.0);
+    let mut out = vec![zero; g.len()];
+    out.par_chunks_mut(1 << 14)
+        .zip(g.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+        .for_each(|(o, (g, y))| {
+            for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
+                *o = if *y > zero { *g } else { zero };
+            }
+        });
+    Ok((T::to_cpu_storage_owned(out), gl.shape().clone()))
+}
+
+/// `conv(x, w) + b` with the fast CPU op, or Candle's stock conv on other devices (same
+/// result; GPU kernels of our own come later).
+pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, g: ConvGeometry) -> candle_core::Result<Tensor> {
+    conv2d_act(x, w, b, g, Activation::Identity)
+}
+
+/// `relu(conv(x, w) + b)`, fused on the CPU.
+pub fn conv2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: ConvGeometry,
+) -> candle_core::Result<Tensor> {
+    conv2d_act(x, w, b, g, Activation::Relu)
+}
+
+fn conv2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: ConvGeometry,
+    act: Activation,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+    {
+        return x.contiguous()?.apply_op3(w, b, Conv2dOp(g, act));
+    }
+    let y = x.conv2d(w, g.padding, g.stride, 1, 1)?;
+    let y = y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?;
+    match act {
+        Activation::Identity => Ok(y),
+        Activation::Relu => y.relu(),
+    }
+}

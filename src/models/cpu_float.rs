@@ -1,0 +1,66 @@
+//! The float types the CPU ops run on (f32, and f64 for exact reference checks): per-thread
+//! scratch buffers reused across calls instead of allocating tens of megabytes per image per
+//! step, mutable storage access for in-place updates, and the few maths functions needed.
+
+use std::cell::RefCell;
+
+use candle_core::backend::BackendStorage;
+
+use candle_core::{CpuStorage, WithDType};
+
+thread_local! {
+    static F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// f32 or f64.
+pub trait CpuFloat: WithDType {
+    /// Calls `f` with a zero-initialised-once, reused buffer of at least `len` values (its
+    /// contents are whatever the last user left). Re-entrant use gets a fresh buffer.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// The values of a CPU storage of this type, mutably.
+    fn storage_mut(s: &mut CpuStorage) -> candle_core::Result<&mut [Self]>;
+    fn sqrt(self) -> Self;
+}
+
+fn with<T: WithDType, R>(cell: &RefCell<Vec<T>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, T::from_f64(0.0));
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![T::from_f64(0.0); len]),
+    }
+}
+
+impl CpuFloat for f32 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        F32.with(|cell| with(cell, len, f))
+    }
+    fn storage_mut(s: &mut CpuStorage) -> candle_core::Result<&mut [f32]> {
+        match s {
+            CpuStorage::F32(v) => Ok(v),
+            other => candle_core::bail!("expected f32 storage, got {:?}", other.dtype()),
+        }
+    }
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+}
+
+impl CpuFloat for f64 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        F64.with(|cell| with(cell, len, f))
+    }
+    fn storage_mut(s: &mut CpuStorage) -> candle_core::Result<&mut [f64]> {
+        match s {
+            CpuStorage::F64(v) => Ok(v),
+            other => candle_core::bail!("expected f64 storage, got {:?}", other.dtype()),
+        }
+    }
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
+}

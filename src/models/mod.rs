@@ -1,0 +1,76 @@
+//! Detectors. Every model implements [`Detector`]: a forward pass with a train flag, named
+//! layers reachable by a hook (for Grad-CAM), and its parameter store.
+
+pub mod conv;
+pub mod cpu_float;
+pub mod gemm;
+pub mod params;
+pub mod pool;
+pub mod simplenet;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use params::{ModelError, Params};
+pub use simplenet::SimpleNet;
+
+use crate::config::ModelKind;
+
+/// Called with each named layer's output during a hooked forward pass; may return a
+/// replacement (e.g. the activation plus a zero probe whose gradient is d score / d A).
+pub type LayerHook<'a> = dyn FnMut(&str, Tensor) -> candle_core::Result<Tensor> + 'a;
+
+/// A face-manipulation detector: logits `[real, fake]` for a batch of NCHW images.
+pub trait Detector: Send {
+    fn kind(&self) -> ModelKind;
+
+    /// Logits of shape `[N, 2]`. `train` selects training behaviour (batch norm, dropout).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_hooked(xs, train, &mut |_, t| Ok(t))
+    }
+
+    /// The forward pass with `hook` applied to every named layer's output.
+    fn forward_hooked(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        hook: &mut LayerHook<'_>,
+    ) -> candle_core::Result<Tensor>;
+
+    /// Names of the layers `forward_hooked` reports, input to output.
+    fn layer_names(&self) -> &'static [&'static str];
+
+    fn params(&self) -> &Params;
+
+    /// Number of trainable parameters.
+    fn param_count(&self) -> usize {
+        self.params().count()
+    }
+}
+
+/// Builds a freshly initialised f32 model of `kind` (PyTorch-style init, seeded).
+pub fn build(kind: ModelKind, device: &Device, seed: u64) -> Result<Box<dyn Detector>, ModelError> {
+    build_with_dtype(kind, device, DType::F32, seed)
+}
+
+/// Builds a model computing in `dtype` (f64 serves exact comparisons with a reference).
+pub fn build_with_dtype(
+    kind: ModelKind,
+    device: &Device,
+    dtype: DType,
+    seed: u64,
+) -> Result<Box<dyn Detector>, ModelError> {
+    match kind {
+        ModelKind::SimpleNet => Ok(Box::new(SimpleNet::with_dtype(device, dtype, seed)?)),
+    }
+}
+
+/// Builds a model of `kind` and loads the checkpoint at `path` into it.
+pub fn load(
+    kind: ModelKind,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<Box<dyn Detector>, ModelError> {
+    let model = build(kind, device, 0)?;
+    model.params().load(path)?;
+    Ok(model)
+}

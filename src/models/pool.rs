@@ -1,0 +1,178 @@
+//! 2-D max-pooling with any kernel, stride and padding, as a Candle `CustomOp1` with a real
+//! backward. Candle's own max-pool has no padding, and its backward scales the gradient of a
+//! unique maximum by 1/(kernel area) and misaligns windows on odd sizes; this op routes each
+//! output gradient to the first maximum of its window, as PyTorch does.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, WithDType};
+
+use super::conv::{contiguous, dispatch_float};
+use rayon::prelude::*;
+
+/// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    planes: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    g: PoolGeometry,
+}
+
+impl Dims {
+    fn new(shape: &[usize], g: PoolGeometry) -> candle_core::Result<Dims> {
+        let &[n, c, h, w] = shape else {
+            candle_core::bail!("max_pool2d expects NCHW input, got {shape:?}")
+        };
+        if g.kernel == 0
+            || g.stride == 0
+            || 2 * g.padding > g.kernel
+            || h + 2 * g.padding < g.kernel
+            || w + 2 * g.padding < g.kernel
+        {
+            candle_core::bail!("max_pool2d: invalid geometry {g:?} for input {shape:?}")
+        }
+        Ok(Dims {
+            planes: n * c,
+            h,
+            w,
+            oh: (h + 2 * g.padding - g.kernel) / g.stride + 1,
+            ow: (w + 2 * g.padding - g.kernel) / g.stride + 1,
+            g,
+        })
+    }
+
+    /// Index (in the plane) of the first maximum of output cell (oy, ox)'s window.
+    fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+        let y0 = (oy * self.g.stride) as isize - self.g.padding as isize;
+        let x0 = (ox * self.g.stride) as isize - self.g.padding as isize;
+        let (mut best, mut best_i) = (plane[0], usize::MAX);
+        for y in y0.max(0)..(y0 + self.g.kernel as isize).min(self.h as isize) {
+            for x in x0.max(0)..(x0 + self.g.kernel as isize).min(self.w as isize) {
+                let i = y as usize * self.w + x as usize;
+                let v = plane[i];
+                #[allow(clippy::eq_op)]
+                let is_nan = v != v;
+                if best_i == usize::MAX || v > best || is_nan {
+                    best = v;
+                    best_i = i;
+                    if is_nan {
+                        return i;
+                    }
+                }
+            }
+        }
+        best_i
+    }
+}
+
+/// The forward op.
+pub struct MaxPool2dOp(pub PoolGeometry);
+
+impl CustomOp1 for MaxPool2dOp {
+    fn name(&self) -> &'static str {
+        "fakelens-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(l.dims(), self.0)?;
+        dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&grad, &MaxPool2dGrad(self.0))?))
+    }
+}
+
+/// `dL/dx`: each output gradient added at its window's first maximum.
+struct MaxPool2dGrad(PoolGeometry);
+
+impl CustomOp2 for MaxPool2dGrad {
+    fn name(&self) -> &'static str {
+        "fakelens-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl.dims(), self.0)?;
+        dispatch_float!(xs, "max_pool2d", pool_backward(&d, xs, xl, gs, gl))
+    }
+}
+
+fn pool_forward<T: WithDType>(
+    d: &Dims,
+    s: &CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let x = contiguous::<T>(s, l)?;
+    let mut out = vec![T::from_f64(0.0); d.planes * d.oh * d.ow];
+    out.par_chunks_mut(d.oh * d.ow)
+        .zip(x.par_chunks(d.h * d.w))
+        .for_each(|(y, plane)| {
+            for oy in 0..d.oh {
+                for ox in 0..d.ow {
+                    y[oy * d.ow + ox] = plane[d.argmax(plane, oy, ox)];
+                }
+            }
+        });
+    let dims = l.dims();
+    Ok((
+        T::to_cpu_storage_owned(out),
+        Shape::from((dims[0], dims[1], d.oh, d.ow)),
+    ))
+}
+
+fn pool_backward<T: WithDType>(
+    d: &Dims,
+    xs: &CpuStorage,
+    xl: &Layout,
+    gs: &CpuStorage,
+    gl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (x, g) = (contiguous::<T>(xs, xl)?, contiguous::<T>(gs, gl)?);
+    let mut out = vec![T::from_f64(0.0); d.planes * d.h * d.w];
+    out.par_chunks_mut(d.h * d.w)
+        .zip(x.par_chunks(d.h * d.w).zip(g.par_chunks(d.oh * d.ow)))
+        .for_each(|(dx, (plane, gy))| {
+            for oy in 0..d.oh {
+                for ox in 0..d.ow {
+                    dx[d.argmax(plane, oy, ox)] += gy[oy * d.ow + ox];
+                }
+            }
+        });
+    Ok((T::to_cpu_storage_owned(out), Shape::from(xl.dims())))
+}
+
+/// Max-pooling with the fast CPU op. Other devices use Candle's stock pool when it can express
+/// the geometry (no padding); a padded pool there is an error until a GPU kernel exists.
+pub fn max_pool2d(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+    {
+        x.contiguous()?.apply_op1(MaxPool2dOp(g))
+    } else if g.padding == 0 {
+        x.max_pool2d_with_stride(g.kernel, g.stride)
+    } else {
+        candle_core::bail!(
+            "padded max-pool is not implemented on {:?} yet",
+            x.device().location()
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! SimpleNet, the course project's baseline CNN: three 7×7 conv + 2×2 max-pool stages and
+//! three fully connected layers (16,901,762 parameters). Keys match the PyTorch module's
+//! `state_dict()`: `conv1.weight`, `conv1.bias`, …, `fc3.bias`.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::conv::{ConvGeometry, conv2d_relu};
+use super::pool::{PoolGeometry, max_pool2d};
+use super::{Detector, LayerHook, ModelError, Params};
+use crate::config::ModelKind;
+
+const CONVS: [(&str, usize, usize); 3] = [("conv1", 3, 6), ("conv2", 6, 16), ("conv3", 16, 24)];
+const FCS: [(&str, usize, usize); 3] = [
+    ("fc1", 24 * 26 * 26, 1024),
+    ("fc2", 1024, 256),
+    ("fc3", 256, 2),
+];
+const KERNEL: usize = 7;
+const POOL: PoolGeometry = PoolGeometry {
+    kernel: 2,
+    stride: 2,
+    padding: 0,
+};
+
+/// The named layers, in order; each conv layer's output is reported after its ReLU.
+const LAYERS: [&str; 6] = ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3"];
+
+pub struct SimpleNet {
+    params: Params,
+    convs: Vec<(Tensor, Tensor)>,
+    fcs: Vec<candle_nn::Linear>,
+}
+
+impl SimpleNet {
+    /// A SimpleNet initialised as PyTorch initialises Conv2d and Linear: weights and biases
+    /// uniform in ±1/√fan_in, drawn from `seed`.
+    pub fn new(device: &Device, seed: u64) -> Result<SimpleNet, ModelError> {
+        SimpleNet::with_dtype(device, DType::F32, seed)
+    }
+
+    /// The same network computing in `dtype` (f64 for exact reference checks).
+    pub fn with_dtype(device: &Device, dtype: DType, seed: u64) -> Result<SimpleNet, ModelError> {
+        let mut params = Params::with_dtype(ModelKind::SimpleNet.name(), device, dtype, seed);
+        let mut convs = Vec::new();
+        for (name, c_in, c_out) in CONVS {
+            let bound = 1.0 / ((c_in * KERNEL * KERNEL) as f64).sqrt();
+            let w = params.uniform(
+                &format!("{name}.weight"),
+                &[c_out, c_in, KERNEL, KERNEL],
+                bound,
+            )?;
+            let b = params.uniform(&format!("{name}.bias"), &[c_out], bound)?;
+            convs.push((w, b));
+        }
+        let mut fcs = Vec::new();
+        for (name, c_in, c_out) in FCS {
+            let bound = 1.0 / (c_in as f64).sqrt();
+            let w = params.uniform(&format!("{name}.weight"), &[c_out, c_in], bound)?;
+            let b = params.uniform(&format!("{name}.bias"), &[c_out], bound)?;
+            fcs.push(candle_nn::Linear::new(w, Some(b)));
+        }
+        Ok(SimpleNet { params, convs, fcs })
+    }
+}
+
+impl Detector for SimpleNet {
+    fn kind(&self) -> ModelKind {
+        ModelKind::SimpleNet
+    }
+
+    fn forward_hooked(
+        &self,
+        xs: &Tensor,
+        _train: bool,
+        hook: &mut LayerHook<'_>,
+    ) -> candle_core::Result<Tensor> {
+        let geometry = ConvGeometry {
+            stride: 1,
+            padding: 0,
+        };
+        let mut xs = xs.clone();
+        for ((name, _, _), (w, b)) in CONVS.iter().zip(&self.convs) {
+            xs = hook(name, conv2d_relu(&xs, w, b, geometry)?)?;
+            xs = max_pool2d(&xs, POOL)?;
+        }
+        let mut xs = xs.flatten_from(1)?;
+        let last = self.fcs.len() - 1;
+        for (i, ((name, _, _), fc)) in FCS.iter().zip(&self.fcs).enumerate() {
+            xs = fc.forward(&xs)?;
+            if i < last {
+                xs = xs.relu()?;
+            }
+            xs = hook(name, xs)?;
+        }
+        Ok(xs)
+    }
+
+    fn layer_names(&self) -> &'static [&'static str] {
+        &LAYERS
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}

@@ -1,0 +1,75 @@
+//! Loss and accuracy of a model over a prepared split (no augmentation, file order).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{D, Device, Tensor};
+
+use crate::config::Normalization;
+use crate::data::PreparedSplit;
+use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::models::Detector;
+
+/// Mean loss, accuracy and the share of images predicted fake.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitMetrics {
+    pub loss: f64,
+    pub acc: f64,
+    pub predicted_fake: f64,
+}
+
+/// Batch tensors on `device` from a loader batch.
+pub fn batch_tensors(
+    batch: &crate::data::Batch,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let size = crate::config::INPUT_SIZE;
+    let images = Tensor::from_slice(&batch.images, (batch.len(), 3, size, size), device)?;
+    let labels = Tensor::from_slice(&batch.labels, batch.len(), device)?;
+    Ok((images, labels))
+}
+
+/// Evaluates `model` over `split`. Returns `Ok(None)` when cancelled.
+pub fn evaluate_split(
+    model: &dyn Detector,
+    split: &Arc<PreparedSplit>,
+    batch_size: usize,
+    norm: Normalization,
+    device: &Device,
+    cancel: &AtomicBool,
+) -> Result<Option<SplitMetrics>, super::TrainError> {
+    let plan = EpochPlan {
+        batch_size,
+        shuffle: None,
+        augment: false,
+        norm,
+    };
+    let (mut loss_sum, mut correct, mut fake, mut count) = (0.0f64, 0usize, 0usize, 0usize);
+    let loader = BatchLoader::start(split.clone(), plan).map_err(super::TrainError::Thread)?;
+    for batch in loader {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (images, labels) = batch_tensors(&batch, device)?;
+        let logits = model.forward_t(&images, false)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        loss_sum += loss as f64 * batch.len() as f64;
+        correct += predicted
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        fake += predicted
+            .iter()
+            .filter(|&&p| p == crate::LABEL_FAKE)
+            .count();
+        count += batch.len();
+    }
+    let n = count.max(1) as f64;
+    Ok(Some(SplitMetrics {
+        loss: loss_sum / n,
+        acc: correct as f64 / n,
+        predicted_fake: fake as f64 / n,
+    }))
+}

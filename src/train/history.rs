@@ -1,0 +1,153 @@
+//! The run history: `run.json` beside each run's `model.safetensors` — the config, model,
+//! parameter count, dataset, per-epoch losses and accuracies (the course's format), the
+//! best-validation epoch and the test accuracy there. Written atomically after every epoch.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ModelKind, Normalization, TrainConfig};
+use crate::data::Unreadable;
+
+/// Name of the checkpoint file in a run directory.
+pub const CHECKPOINT_FILE: &str = "model.safetensors";
+/// Name of the history file in a run directory.
+pub const RUN_FILE: &str = "run.json";
+
+/// One epoch's results. Losses are mean cross-entropy; accuracies are fractions in [0, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
+    /// Share of val images predicted fake (1.0 or 0.0 means a constant classifier).
+    pub val_predicted_fake: f64,
+    /// The model predicts (almost) one class for every val image.
+    pub collapsed: bool,
+    pub elapsed_secs: f64,
+}
+
+/// How a run ended (or that it is still going).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Cancelled,
+    Failed { reason: String },
+}
+
+/// Everything `run.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub created: String,
+    pub model: ModelKind,
+    pub param_count: usize,
+    pub dataset: PathBuf,
+    pub normalization: Normalization,
+    pub config: TrainConfig,
+    pub device: String,
+    /// What the weights started from.
+    pub initialization: String,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub test_images: usize,
+    pub unreadable: Vec<Unreadable>,
+    pub epochs: Vec<EpochRecord>,
+    /// Training loss of every batch, in order (the per-batch curve).
+    #[serde(default)]
+    pub step_losses: Vec<f32>,
+    pub best_epoch: Option<usize>,
+    pub best_val_acc: Option<f64>,
+    pub test_acc_at_best: Option<f64>,
+    pub status: RunStatus,
+}
+
+/// Errors reading or writing a run's history.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a FakeLens run.json: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl RunRecord {
+    /// Records an epoch and updates the best-val fields. Returns whether val accuracy
+    /// strictly improved (so the checkpoint should be saved).
+    pub fn push_epoch(&mut self, record: EpochRecord) -> bool {
+        let improved = self.best_val_acc.is_none_or(|best| record.val_acc > best);
+        if improved {
+            self.best_epoch = Some(record.epoch);
+            self.best_val_acc = Some(record.val_acc);
+            self.test_acc_at_best = record.test_acc;
+        }
+        self.epochs.push(record);
+        improved
+    }
+
+    /// Writes `dir/run.json` atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), HistoryError> {
+        let path = dir.join(RUN_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| HistoryError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        crate::fsutil::write_atomic(&path, &json)
+            .map_err(|source| HistoryError::Write { path, source })
+    }
+
+    /// Reads `dir/run.json`.
+    pub fn load(dir: &Path) -> Result<RunRecord, HistoryError> {
+        let path = dir.join(RUN_FILE);
+        let bytes = std::fs::read(&path).map_err(|source| HistoryError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse { path, source })
+    }
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A new, not yet existing run directory `parent/<YYYYMMDD-HHMMSS>-<model>[-n]`.
+pub fn new_run_dir(parent: &Path, model: ModelKind) -> PathBuf {
+    let stamp: String = now_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect();
+    let base = format!("{stamp}-{}", model.name());
+    let mut dir = parent.join(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = parent.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+/// The default parent of run directories: `weights/runs` under the working directory.
+pub fn default_runs_dir() -> PathBuf {
+    PathBuf::from("weights").join("runs")
+}

@@ -1,0 +1,12 @@
+//! Training: the epoch loop, optimisers, run history (`run.json`) and checkpoints.
+
+pub mod adam;
+pub mod evaluate;
+pub mod history;
+pub mod optim;
+pub mod trainer;
+
+pub use evaluate::{SplitMetrics, evaluate_split};
+pub use history::{EpochRecord, RunRecord, RunStatus, new_run_dir};
+pub use optim::Optimizer;
+pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, train};

@@ -1,0 +1,299 @@
+//! The app shell: settings that persist, the tab bar, the status line, and the event pump
+//! that turns worker events into tab state. Commands chosen by tab UIs are sent after the
+//! frame's widgets are drawn.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset_tab::{DatasetAction, DatasetTab};
+use super::thumbnails::Thumbnails;
+use super::training_tab::{TrainingAction, TrainingTab};
+use crate::config::TrainConfig;
+use crate::device::DeviceChoice;
+use crate::worker::{Command, Event, Task, WorkerHandle};
+
+/// The tabs that work today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Tab {
+    #[default]
+    Dataset,
+    Training,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 2] = [Tab::Dataset, Tab::Training];
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Dataset => "Dataset",
+            Tab::Training => "Training",
+        }
+    }
+}
+
+impl std::str::FromStr for Tab {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tab::ALL
+            .into_iter()
+            .find(|t| t.label().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training)"))
+    }
+}
+
+/// What survives a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub tab: Tab,
+    /// The dataset last opened; `None` opens the built-in demo data.
+    pub data_root: Option<PathBuf>,
+    pub train: TrainConfig,
+    pub device: DeviceChoice,
+    pub runs_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tab: Tab::Dataset,
+            data_root: None,
+            train: TrainConfig::default(),
+            device: DeviceChoice::Auto,
+            runs_dir: crate::train::history::default_runs_dir(),
+        }
+    }
+}
+
+/// Time the UI spends draining worker events per frame.
+const EVENT_BUDGET: Duration = Duration::from_millis(8);
+
+pub struct FakeLensApp {
+    pub settings: Settings,
+    pub dataset: DatasetTab,
+    pub training: TrainingTab,
+    worker: WorkerHandle,
+    thumbnails: Thumbnails,
+    notices: Vec<String>,
+    screenshot: Option<PathBuf>,
+    screenshot_requested: bool,
+    screenshot_done: Arc<AtomicBool>,
+    started: Instant,
+}
+
+impl FakeLensApp {
+    /// The app with `settings`, its worker and thumbnail threads started, and the dataset
+    /// (or the built-in demo data) being opened.
+    pub fn new(ctx: &egui::Context, settings: Settings) -> anyhow::Result<FakeLensApp> {
+        let repaint = ctx.clone();
+        let worker = WorkerHandle::spawn(Arc::new(move || repaint.request_repaint()))?;
+        let thumbnails = Thumbnails::new(ctx)?;
+        let mut app = FakeLensApp {
+            dataset: DatasetTab::default(),
+            training: TrainingTab::new(settings.train.clone()),
+            settings,
+            worker,
+            thumbnails,
+            notices: Vec::new(),
+            screenshot: None,
+            screenshot_requested: false,
+            screenshot_done: Arc::new(AtomicBool::new(false)),
+            started: Instant::now(),
+        };
+        app.open_dataset(app.settings.data_root.clone());
+        Ok(app)
+    }
+
+    /// From eframe: restores saved settings.
+    pub fn from_creation_context(
+        cc: &eframe::CreationContext<'_>,
+        tab: Option<Tab>,
+        opts: super::WindowOptions,
+    ) -> anyhow::Result<FakeLensApp> {
+        let mut settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        if let Some(tab) = tab {
+            settings.tab = tab;
+        }
+        if let Some(data) = opts.data {
+            settings.data_root = Some(data);
+        }
+        let mut app = FakeLensApp::new(&cc.egui_ctx, settings)?;
+        if let Some(run) = opts.run {
+            let record = crate::train::RunRecord::load(&run)?;
+            app.training.show_record(run, record);
+        }
+        app.screenshot = opts.screenshot;
+        Ok(app)
+    }
+
+    fn open_dataset(&mut self, root: Option<PathBuf>) {
+        let root = match root {
+            Some(root) => root,
+            None => match crate::cli::ensure_demo_data() {
+                Ok(root) => root,
+                Err(e) => {
+                    self.dataset.error = Some(format!("{e:#}"));
+                    return;
+                }
+            },
+        };
+        self.dataset.begin_load(&root);
+        self.worker.send(Command::LoadDataset { root });
+    }
+
+    /// Drains worker events within a small time budget.
+    fn pump_events(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < EVENT_BUDGET {
+            let Some(event) = self.worker.try_recv() else {
+                break;
+            };
+            match event {
+                Event::Notice(text) => self.notices.push(text),
+                Event::Progress {
+                    task: Task::Dataset,
+                    stage,
+                    done,
+                    total,
+                } => {
+                    self.dataset.progress = Some((stage, done, total));
+                }
+                Event::Progress {
+                    task: Task::Training,
+                    stage,
+                    done,
+                    total,
+                } => {
+                    self.training.preparing = Some((stage, done, total));
+                }
+                Event::DatasetLoaded(summary) => self.dataset.set_summary(summary),
+                Event::DatasetScanned { root, unreadable } => {
+                    self.dataset.set_scanned(&root, unreadable)
+                }
+                Event::Failed {
+                    task: Task::Dataset,
+                    error,
+                } => self.dataset.fail(error),
+                Event::Failed {
+                    task: Task::Training,
+                    error,
+                } => self.training.fail(error),
+                Event::Training(e) => self.training.on_event(e),
+                Event::TrainingFinished { run_dir, record } => {
+                    self.training.finish(run_dir, *record)
+                }
+            }
+        }
+    }
+
+    /// Draws the whole window into `ui` and carries out what the user chose.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.pump_events();
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("FakeLens");
+                ui.separator();
+                for tab in Tab::ALL {
+                    ui.selectable_value(&mut self.settings.tab, tab, tab.label());
+                }
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        let mut dataset_action = None;
+        let mut training_action = None;
+        egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
+            Tab::Dataset => dataset_action = self.dataset.ui(ui, &mut self.thumbnails),
+            Tab::Training => {
+                let data_root = self.dataset.root.clone();
+                training_action =
+                    self.training
+                        .ui(ui, data_root.as_deref(), &mut self.settings.device);
+            }
+        });
+        self.settings.train = self.training.config.clone();
+        match dataset_action {
+            Some(DatasetAction::Open(root)) => {
+                self.settings.data_root = Some(root.clone());
+                self.open_dataset(Some(root));
+            }
+            Some(DatasetAction::OpenDemo) => {
+                self.settings.data_root = None;
+                self.open_dataset(None);
+            }
+            None => {}
+        }
+        match training_action {
+            Some(TrainingAction::Start { data_root }) => {
+                self.worker.send(Command::StartTraining {
+                    config: self.training.config.clone(),
+                    data_root,
+                    runs_dir: self.settings.runs_dir.clone(),
+                    device: self.settings.device,
+                });
+            }
+            Some(TrainingAction::Stop) => self.worker.cancel(),
+            None => {}
+        }
+        self.screenshot_step(&ctx);
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if let Some(notice) = self.notices.last() {
+                ui.label(notice);
+                if ui.small_button("dismiss").clicked() {
+                    self.notices.clear();
+                }
+            } else {
+                ui.weak("Labels: 0 = real, 1 = fake; fake is the positive class.");
+            }
+        });
+    }
+
+    /// For `--screenshot`: once the window has settled, capture it, save the PNG, and close.
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        if self.screenshot_done.load(Ordering::Relaxed) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        let Some(path) = self.screenshot.clone() else {
+            return;
+        };
+        ctx.request_repaint_after(Duration::from_millis(200));
+        let settled = !self.dataset.is_loading() && self.started.elapsed() > Duration::from_secs(4);
+        if !settled || self.screenshot_requested {
+            return;
+        }
+        self.screenshot_requested = true;
+        let done = self.screenshot_done.clone();
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let size = [image.size[0] as u32, image.size[1] as u32];
+            let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+            if let Some(img) = image::RgbaImage::from_raw(size[0], size[1], bytes)
+                && let Err(e) = img.save(&path)
+            {
+                eprintln!("cannot save screenshot {}: {e}", path.display());
+            }
+            done.store(true, Ordering::Relaxed);
+            repaint.request_repaint();
+        });
+    }
+}
+
+impl eframe::App for FakeLensApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}

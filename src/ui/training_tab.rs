@@ -1,0 +1,417 @@
+//! The Training tab: model, optimiser and hyperparameters (with the named presets); Start and
+//! Stop; a progress bar with epoch, batch, images/s and ETA; live curves of loss and accuracy
+//! per epoch for train/val/test and the per-batch training loss; the collapse warning; and the
+//! best-val epoch with its test accuracy when the run ends.
+
+use std::path::{Path, PathBuf};
+
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::format;
+use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
+use crate::device::DeviceChoice;
+use crate::train::{BatchProgress, EpochRecord, RunRecord, RunStatus};
+use crate::worker::TrainEventData;
+
+/// What the user asked the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainingAction {
+    Start { data_root: PathBuf },
+    Stop,
+}
+
+pub struct TrainingTab {
+    pub config: TrainConfig,
+    pub running: bool,
+    stopping: bool,
+    pub preparing: Option<(String, usize, usize)>,
+    pub progress: Option<BatchProgress>,
+    evaluating: Option<usize>,
+    /// Per-epoch results of the current (or last) run.
+    pub epochs: Vec<EpochRecord>,
+    /// (global step, loss) of every reported batch.
+    pub batch_losses: Vec<[f64; 2]>,
+    pub collapse: Option<String>,
+    pub error: Option<String>,
+    pub run_dir: Option<PathBuf>,
+    param_count: Option<usize>,
+    pub result: Option<RunRecord>,
+}
+
+impl TrainingTab {
+    pub fn new(config: TrainConfig) -> TrainingTab {
+        TrainingTab {
+            config,
+            running: false,
+            stopping: false,
+            preparing: None,
+            progress: None,
+            evaluating: None,
+            epochs: Vec::new(),
+            batch_losses: Vec::new(),
+            collapse: None,
+            error: None,
+            run_dir: None,
+            param_count: None,
+            result: None,
+        }
+    }
+
+    pub fn on_event(&mut self, event: TrainEventData) {
+        match event {
+            TrainEventData::Started {
+                run_dir,
+                param_count,
+            } => {
+                self.preparing = None;
+                self.run_dir = Some(run_dir);
+                self.param_count = Some(param_count);
+            }
+            TrainEventData::Batch(p) => {
+                self.evaluating = None;
+                self.batch_losses.push([p.step as f64, p.loss]);
+                self.progress = Some(p);
+            }
+            TrainEventData::Evaluating { epoch } => self.evaluating = Some(epoch),
+            TrainEventData::Epoch(record) => {
+                self.evaluating = None;
+                self.epochs.push(record);
+            }
+            TrainEventData::Collapsed { message } => self.collapse = Some(message),
+            TrainEventData::CheckpointSaved { .. } => {}
+        }
+    }
+
+    pub fn finish(&mut self, run_dir: PathBuf, record: RunRecord) {
+        self.running = false;
+        self.stopping = false;
+        self.preparing = None;
+        self.evaluating = None;
+        self.run_dir = Some(run_dir);
+        self.result = Some(record);
+    }
+
+    /// Shows a finished run's curves and result (from its run.json).
+    pub fn show_record(&mut self, run_dir: PathBuf, record: RunRecord) {
+        self.epochs = record.epochs.clone();
+        self.batch_losses = record
+            .step_losses
+            .iter()
+            .enumerate()
+            .map(|(i, l)| [(i + 1) as f64, *l as f64])
+            .collect();
+        self.collapse = record.epochs.iter().rev().find(|e| e.collapsed).map(|e| {
+            crate::train::trainer::collapse_message(e.epoch, e.val_predicted_fake, record.config.lr)
+        });
+        self.param_count = Some(record.param_count);
+        self.config = record.config.clone();
+        self.finish(run_dir, record);
+    }
+
+    pub fn fail(&mut self, error: String) {
+        self.running = false;
+        self.stopping = false;
+        self.preparing = None;
+        self.evaluating = None;
+        self.error = Some(error);
+    }
+
+    fn reset_for_start(&mut self) {
+        self.running = true;
+        self.stopping = false;
+        self.progress = None;
+        self.epochs.clear();
+        self.batch_losses.clear();
+        self.collapse = None;
+        self.error = None;
+        self.result = None;
+        self.run_dir = None;
+    }
+
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        data_root: Option<&Path>,
+        device: &mut DeviceChoice,
+    ) -> Option<TrainingAction> {
+        let mut action = None;
+        egui::Panel::left("training-settings")
+            .default_size(270.0)
+            .show(ui, |ui| action = self.settings_ui(ui, data_root, device));
+        egui::CentralPanel::default_margins().show(ui, |ui| self.status_ui(ui));
+        action
+    }
+
+    fn settings_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        data_root: Option<&Path>,
+        device: &mut DeviceChoice,
+    ) -> Option<TrainingAction> {
+        let mut action = None;
+        ui.add_enabled_ui(!self.running, |ui| {
+            egui::Grid::new("train-settings")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    let label = ui.label("Model");
+                    egui::ComboBox::from_id_salt("model")
+                        .selected_text(self.config.model.label())
+                        .show_ui(ui, |ui| {
+                            for kind in ModelKind::ALL {
+                                ui.selectable_value(&mut self.config.model, kind, kind.label());
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    ui.label("Preset");
+                    ui.horizontal(|ui| {
+                        for preset in Preset::ALL {
+                            if ui
+                                .button(preset.name())
+                                .on_hover_text(preset_help(preset))
+                                .clicked()
+                            {
+                                self.config = preset.config(self.config.model);
+                            }
+                        }
+                    });
+                    ui.end_row();
+                    let label = ui.label("Optimizer");
+                    egui::ComboBox::from_id_salt("optimizer")
+                        .selected_text(self.config.optimizer.name())
+                        .show_ui(ui, |ui| {
+                            for kind in OptimizerKind::ALL {
+                                ui.selectable_value(&mut self.config.optimizer, kind, kind.name());
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Learning rate");
+                    ui.add(
+                        egui::DragValue::new(&mut self.config.lr)
+                            .range(1e-7..=1.0)
+                            .speed(1e-5)
+                            .custom_formatter(|v, _| format!("{v:.1e}"))
+                            .custom_parser(|s| s.trim().parse::<f64>().ok()),
+                    )
+                    .labelled_by(label.id);
+                    ui.end_row();
+                    if self.config.optimizer == OptimizerKind::Sgd {
+                        let label = ui.label("Momentum");
+                        ui.add(
+                            egui::DragValue::new(&mut self.config.momentum)
+                                .range(0.0..=0.999)
+                                .speed(0.01),
+                        )
+                        .labelled_by(label.id);
+                        ui.end_row();
+                    }
+                    let label = ui.label("Batch size");
+                    ui.add(egui::DragValue::new(&mut self.config.batch_size).range(1..=512))
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Epochs");
+                    ui.add(egui::DragValue::new(&mut self.config.epochs).range(1..=1000))
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Seed");
+                    ui.add(egui::DragValue::new(&mut self.config.seed))
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    ui.label("Augment");
+                    ui.checkbox(&mut self.config.augment, "crop + flip");
+                    ui.end_row();
+                    let label = ui.label("Device");
+                    egui::ComboBox::from_id_salt("device")
+                        .selected_text(format!("{device:?}").to_lowercase())
+                        .show_ui(ui, |ui| {
+                            for choice in [
+                                DeviceChoice::Auto,
+                                DeviceChoice::Cpu,
+                                DeviceChoice::Cuda,
+                                DeviceChoice::Metal,
+                            ] {
+                                ui.selectable_value(
+                                    device,
+                                    choice,
+                                    format!("{choice:?}").to_lowercase(),
+                                );
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
+                    ui.end_row();
+                });
+        });
+        ui.separator();
+        match data_root {
+            Some(root) => ui.weak(format!("dataset: {}", root.display())),
+            None => ui.weak("open a dataset in the Dataset tab first"),
+        };
+        ui.horizontal(|ui| {
+            let can_start = !self.running && data_root.is_some();
+            if ui
+                .add_enabled(can_start, egui::Button::new("Start training"))
+                .clicked()
+                && let Some(root) = data_root
+            {
+                self.reset_for_start();
+                action = Some(TrainingAction::Start {
+                    data_root: root.to_path_buf(),
+                });
+            }
+            if ui
+                .add_enabled(self.running && !self.stopping, egui::Button::new("Stop"))
+                .clicked()
+            {
+                self.stopping = true;
+                action = Some(TrainingAction::Stop);
+            }
+        });
+        action
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(error) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        if let Some(message) = &self.collapse {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {message}"));
+        }
+        if let Some((stage, done, total)) = &self.preparing {
+            let fraction = *done as f32 / (*total).max(1) as f32;
+            ui.add(
+                egui::ProgressBar::new(fraction).text(format!("decoding {stage}: {done}/{total}")),
+            );
+        } else if let Some(p) = &self.progress {
+            let done =
+                ((p.epoch - 1) * p.batches + p.batch) as f32 / (p.epochs * p.batches).max(1) as f32;
+            let mut text = format!(
+                "epoch {}/{} · batch {}/{} · {:.1} img/s · ETA {}",
+                p.epoch,
+                p.epochs,
+                p.batch,
+                p.batches,
+                p.images_per_sec,
+                format::duration(p.eta_secs)
+            );
+            if let Some(epoch) = self.evaluating {
+                text = format!("evaluating epoch {epoch} on val and test…");
+            }
+            if self.stopping {
+                text = "stopping after this batch…".into();
+            }
+            ui.add(egui::ProgressBar::new(done).text(text));
+        } else if self.running {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("starting…");
+            });
+        }
+        if let Some(record) = &self.result {
+            ui.label(result_text(record));
+        }
+        if let (Some(dir), Some(count)) = (&self.run_dir, self.param_count) {
+            ui.weak(format!(
+                "run: {} · {} parameters",
+                dir.display(),
+                crate::cli::group_thousands(count)
+            ));
+        }
+        self.plots_ui(ui);
+    }
+
+    fn plots_ui(&self, ui: &mut egui::Ui) {
+        let height = ((ui.available_height() - 20.0) / 2.0).max(120.0);
+        let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
+        let series = |f: fn(&EpochRecord) -> Option<f64>| -> Vec<[f64; 2]> {
+            self.epochs
+                .iter()
+                .filter_map(|r| f(r).map(|v| [r.epoch as f64, v]))
+                .collect()
+        };
+        ui.horizontal(|ui| {
+            Plot::new("loss-per-epoch")
+                .legend(Legend::default())
+                .height(height)
+                .width(width)
+                .x_axis_label("epoch")
+                .y_axis_label("loss")
+                .show(ui, |plot| {
+                    plot.line(Line::new(
+                        "train loss",
+                        PlotPoints::from(series(|r| Some(r.train_loss))),
+                    ));
+                    plot.line(Line::new(
+                        "val loss",
+                        PlotPoints::from(series(|r| Some(r.val_loss))),
+                    ));
+                    plot.line(Line::new(
+                        "test loss",
+                        PlotPoints::from(series(|r| r.test_loss)),
+                    ));
+                });
+            Plot::new("acc-per-epoch")
+                .legend(Legend::default())
+                .height(height)
+                .width(width)
+                .x_axis_label("epoch")
+                .y_axis_label("accuracy")
+                .include_y(0.0)
+                .include_y(1.0)
+                .show(ui, |plot| {
+                    plot.line(Line::new(
+                        "train acc",
+                        PlotPoints::from(series(|r| Some(r.train_acc))),
+                    ));
+                    plot.line(Line::new(
+                        "val acc",
+                        PlotPoints::from(series(|r| Some(r.val_acc))),
+                    ));
+                    plot.line(Line::new(
+                        "test acc",
+                        PlotPoints::from(series(|r| r.test_acc)),
+                    ));
+                });
+        });
+        Plot::new("loss-per-batch")
+            .legend(Legend::default())
+            .height(height)
+            .x_axis_label("step")
+            .y_axis_label("training loss")
+            .show(ui, |plot| {
+                plot.line(Line::new(
+                    "batch loss",
+                    PlotPoints::from(self.batch_losses.clone()),
+                ));
+            });
+    }
+}
+
+fn preset_help(preset: Preset) -> &'static str {
+    match preset {
+        Preset::Default => "Adam, lr 1e-4, batch 32, 5 epochs: learns on lfw-faceswap",
+        Preset::Course => {
+            "The course's command: Adam, lr 1e-3, batch 32, 5 epochs (collapses on lfw-faceswap)"
+        }
+    }
+}
+
+fn result_text(record: &RunRecord) -> String {
+    let status = match &record.status {
+        RunStatus::Completed => "finished".to_string(),
+        RunStatus::Cancelled => "stopped by you".to_string(),
+        RunStatus::Running => "running".to_string(),
+        RunStatus::Failed { reason } => format!("failed: {reason}"),
+    };
+    match (record.best_epoch, record.best_val_acc) {
+        (Some(epoch), Some(val)) => format!(
+            "Run {status}. Best val epoch {epoch}: val {}, test {}.",
+            format::percent(val),
+            record.test_acc_at_best.map_or("—".into(), format::percent)
+        ),
+        _ => format!("Run {status}; no epoch completed, so no checkpoint was saved."),
+    }
+}

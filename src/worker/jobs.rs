@@ -1,0 +1,153 @@
+//! The compute thread's loop and its jobs. Every job's errors and panics become events.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crossbeam_channel::Receiver;
+
+use super::{Command, DatasetSummary, Event, EventSink, Task, TrainEventData};
+use crate::data::{DataError, DatasetIndex};
+use crate::train::{RunStatus, TrainData};
+
+/// State kept between jobs: the last decoded dataset, so training after loading it in the
+/// Dataset tab does not decode again.
+#[derive(Default)]
+struct State {
+    data: Option<Arc<TrainData>>,
+}
+
+pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<AtomicBool>) {
+    let mut state = State::default();
+    for command in commands {
+        let task = match &command {
+            Command::LoadDataset { .. } => Task::Dataset,
+            Command::StartTraining { .. } => Task::Training,
+            Command::Shutdown => return,
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match command {
+            Command::LoadDataset { root } => load_dataset(&mut state, &root, &sink, &cancel),
+            Command::StartTraining {
+                config,
+                data_root,
+                runs_dir,
+                device,
+            } => train(
+                &mut state, &config, &data_root, &runs_dir, device, &sink, &cancel,
+            ),
+            Command::Shutdown => Ok(()),
+        }));
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{e:#}")),
+            Err(panic) => Some(format!(
+                "internal error (the job crashed: {}); the app keeps running",
+                panic_text(&panic)
+            )),
+        };
+        if let Some(error) = error
+            && !sink.send(Event::Failed { task, error })
+        {
+            return;
+        }
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into())
+}
+
+fn cached_or_prepare(
+    state: &mut State,
+    root: &Path,
+    task: Task,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> Result<Arc<TrainData>, DataError> {
+    if let Some(data) = &state.data
+        && data.root == root
+    {
+        return Ok(data.clone());
+    }
+    state.data = None;
+    let progress = |stage: &str, done: usize, total: usize| {
+        if done == total || done.is_multiple_of(64) {
+            sink.send_lossy(Event::Progress {
+                task,
+                stage: stage.to_string(),
+                done,
+                total,
+            });
+        }
+    };
+    let data = Arc::new(TrainData::prepare(root, cancel, &progress)?);
+    state.data = Some(data.clone());
+    Ok(data)
+}
+
+fn load_dataset(
+    state: &mut State,
+    root: &Path,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<()> {
+    let index = DatasetIndex::discover(root)?;
+    sink.send(Event::DatasetLoaded(DatasetSummary {
+        root: root.to_path_buf(),
+        splits: index.splits.into_iter().collect(),
+    }));
+    // Decoding needs train and val; a test-only or flat dataset is shown but not decoded.
+    let data = match cached_or_prepare(state, root, Task::Dataset, sink, cancel) {
+        Ok(data) => data,
+        Err(DataError::MissingSplit { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    sink.send(Event::DatasetScanned {
+        root: root.to_path_buf(),
+        unreadable: data.unreadable(),
+    });
+    Ok(())
+}
+
+fn train(
+    state: &mut State,
+    config: &crate::config::TrainConfig,
+    data_root: &Path,
+    runs_dir: &Path,
+    device: crate::device::DeviceChoice,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<()> {
+    let (device, notice) = crate::device::open(device)?;
+    if let Some(notice) = notice {
+        sink.send(Event::Notice(notice));
+    }
+    let data = cached_or_prepare(state, data_root, Task::Training, sink, cancel)?;
+    let run_dir = crate::train::new_run_dir(runs_dir, config.model);
+    let mut on_event = |event: crate::train::TrainEvent| {
+        let event = TrainEventData::from(event);
+        match event {
+            TrainEventData::Batch(_) => sink.send_lossy(Event::Training(event)),
+            _ => {
+                sink.send(Event::Training(event));
+            }
+        }
+    };
+    let record = crate::train::train(config, &data, &run_dir, &device, cancel, &mut on_event)?;
+    if record.status == RunStatus::Cancelled {
+        sink.send(Event::Notice(format!(
+            "training stopped; the best checkpoint so far is in {}",
+            run_dir.display()
+        )));
+    }
+    sink.send(Event::TrainingFinished {
+        run_dir,
+        record: Box::new(record),
+    });
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! The compute worker: one named thread that owns the Candle device and every tensor. The UI
+//! sends [`Command`]s and receives plain-data [`Event`]s over bounded crossbeam channels; the
+//! worker wakes the UI after each send. Any error — or a panic — becomes an event.
+
+mod jobs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::config::TrainConfig;
+use crate::data::{Sample, Split, Unreadable};
+use crate::device::DeviceChoice;
+use crate::train::{EpochRecord, RunRecord, TrainEvent};
+
+/// Commands the UI sends to the compute thread.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Discover a dataset, report it, then decode it (listing unreadable files).
+    LoadDataset { root: PathBuf },
+    /// Train a model; decodes the dataset first unless it is already cached.
+    StartTraining {
+        config: TrainConfig,
+        data_root: PathBuf,
+        runs_dir: PathBuf,
+        device: DeviceChoice,
+    },
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// The files and class counts of a dataset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DatasetSummary {
+    pub root: PathBuf,
+    pub splits: Vec<(Split, Vec<Sample>)>,
+}
+
+impl DatasetSummary {
+    pub fn counts(&self) -> Vec<(Split, [usize; 2])> {
+        self.splits
+            .iter()
+            .map(|(split, samples)| {
+                let mut counts = [0; 2];
+                for s in samples {
+                    counts[s.label as usize] += 1;
+                }
+                (*split, counts)
+            })
+            .collect()
+    }
+}
+
+/// Events the compute thread sends back.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Something the user should know that is not an error.
+    Notice(String),
+    /// Decoding images: `stage` is the split name.
+    Progress {
+        task: Task,
+        stage: String,
+        done: usize,
+        total: usize,
+    },
+    DatasetLoaded(DatasetSummary),
+    /// The dataset has been decoded; these files could not be read.
+    DatasetScanned {
+        root: PathBuf,
+        unreadable: Vec<Unreadable>,
+    },
+    Failed {
+        task: Task,
+        error: String,
+    },
+    Training(TrainEventData),
+    TrainingFinished {
+        run_dir: PathBuf,
+        record: Box<RunRecord>,
+    },
+}
+
+/// Which job an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    Dataset,
+    Training,
+}
+
+/// A training event as plain data for the UI.
+#[derive(Clone, Debug)]
+pub enum TrainEventData {
+    Started {
+        run_dir: PathBuf,
+        param_count: usize,
+    },
+    Batch(crate::train::BatchProgress),
+    Evaluating {
+        epoch: usize,
+    },
+    Epoch(EpochRecord),
+    Collapsed {
+        message: String,
+    },
+    CheckpointSaved {
+        epoch: usize,
+    },
+}
+
+impl From<TrainEvent> for TrainEventData {
+    fn from(e: TrainEvent) -> Self {
+        match e {
+            TrainEvent::Started { run_dir, record } => TrainEventData::Started {
+                run_dir,
+                param_count: record.param_count,
+            },
+            TrainEvent::Batch(b) => TrainEventData::Batch(b),
+            TrainEvent::Evaluating { epoch } => TrainEventData::Evaluating { epoch },
+            TrainEvent::Epoch(r) => TrainEventData::Epoch(r),
+            TrainEvent::Collapsed { message, .. } => TrainEventData::Collapsed { message },
+            TrainEvent::CheckpointSaved { epoch, .. } => TrainEventData::CheckpointSaved { epoch },
+        }
+    }
+}
+
+/// Wakes the UI after an event is sent (the GUI passes `ctx.request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// The sending half the jobs use: important events block, progress may be dropped.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    tx: Sender<Event>,
+    waker: Waker,
+}
+
+impl EventSink {
+    /// Sends an event the UI must see. Returns false when the UI is gone.
+    pub(crate) fn send(&self, event: Event) -> bool {
+        let ok = self.tx.send(event).is_ok();
+        (self.waker)();
+        ok
+    }
+    /// Sends a progress event unless the channel is full (the UI is behind).
+    pub(crate) fn send_lossy(&self, event: Event) {
+        match self.tx.try_send(event) {
+            Ok(()) | Err(TrySendError::Full(_)) => (self.waker)(),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The UI's handle on the compute thread.
+pub struct WorkerHandle {
+    tx: Sender<Command>,
+    rx: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Capacity of the event channel.
+const EVENT_CAPACITY: usize = 256;
+
+impl WorkerHandle {
+    /// Starts the compute thread.
+    pub fn spawn(waker: Waker) -> std::io::Result<WorkerHandle> {
+        let (tx, cmd_rx) = bounded::<Command>(16);
+        let (event_tx, rx) = bounded::<Event>(EVENT_CAPACITY);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let sink = EventSink {
+            tx: event_tx,
+            waker,
+        };
+        let worker_cancel = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("fakelens-compute".into())
+            .spawn(move || jobs::run(cmd_rx, sink, worker_cancel))?;
+        Ok(WorkerHandle {
+            tx,
+            rx,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a command. Returns false if the worker has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        if matches!(
+            command,
+            Command::StartTraining { .. } | Command::LoadDataset { .. }
+        ) {
+            self.cancel.store(false, Ordering::Relaxed);
+        }
+        self.tx.try_send(command).is_ok()
+    }
+
+    /// Asks the running job to stop at the next batch.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Events received so far (never blocks).
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event (for tests and the CLI, never the UI).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let _ = self.tx.try_send(Command::Shutdown);
+        // Drain so a worker blocked on a full channel can finish; then detach: the thread
+        // stops within one batch, and the process may exit before it does.
+        while self.rx.try_recv().is_ok() {}
+        drop(self.thread.take());
+    }
+}

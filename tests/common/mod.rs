@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The shared real dataset, if present (CI has it; a missing folder skips with a notice).
+pub fn lfw_faceswap() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/lfw-faceswap");
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!(
+            "notice: {} is absent; skipping the real-data part of this test",
+            path.display()
+        );
+        None
+    }
+}
+
+/// Reads a fixture JSON file under tests/fixtures.
+pub fn fixture(relative: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn floats(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// Largest absolute difference divided by the largest absolute expected value.
+pub fn relative_max_error(got: &[f32], expected: &[f64]) -> f64 {
+    assert_eq!(got.len(), expected.len(), "length mismatch");
+    let scale = expected
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-30);
+    got.iter()
+        .zip(expected)
+        .map(|(g, e)| (*g as f64 - e).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// A small demo dataset written once per test binary into a temp dir.
+pub fn small_demo(count: usize, seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fakelens::data::demo::write_demo_dataset(&dir.path().join("demo"), seed, count).unwrap();
+    dir
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Screenshots of every tab of the real window under a virtual X display, for the README.
+# Needs: xvfb xauth (apt-get install -y xvfb xauth mesa-vulkan-drivers libvulkan1).
+# Usage: tools/screenshots.sh [DATASET_DIR]   (default: the built-in demo data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release
+out=docs/screenshots
+mkdir -p "$out"
+export XDG_RUNTIME_DIR=$(mktemp -d); chmod 700 "$XDG_RUNTIME_DIR"
+unset WAYLAND_DISPLAY
+for tab in dataset training; do
+  args=(--tab "$tab" --screenshot "$out/$tab.png")
+  [ $# -ge 1 ] && args+=(--data "$1")
+  xvfb-run -a -s "-screen 0 1280x800x24" ./target/release/fakelens "${args[@]}"
+  echo "wrote $out/$tab.png"
+done
