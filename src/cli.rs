@@ -159,32 +159,9 @@ pub fn group_thousands(n: usize) -> String {
     out
 }
 
-/// The folder of the built-in demo data (created on first use): `$FAKELENS_DATA_DIR/demo`,
-/// else the user's data directory, else `./fakelens-data/demo`.
-pub fn demo_data_dir() -> PathBuf {
-    let base = std::env::var_os("FAKELENS_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            directories::ProjectDirs::from("org", "FakeLens", "FakeLens")
-                .map(|d| d.data_dir().to_path_buf())
-        })
-        .unwrap_or_else(|| PathBuf::from("fakelens-data"));
-    base.join(format!("demo-v{}", demo::DEMO_VERSION))
-}
-
-/// Makes sure the demo dataset exists and returns its folder.
-pub fn ensure_demo_data() -> anyhow::Result<PathBuf> {
-    let dir = demo_data_dir();
-    if !dir.join("README.txt").is_file() {
-        demo::write_demo_dataset(&dir, 0, demo::DEFAULT_COUNT)
-            .with_context(|| format!("creating the demo dataset in {}", dir.display()))?;
-    }
-    Ok(dir)
-}
-
 fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
     if data == "demo" {
-        ensure_demo_data()
+        demo::ensure_demo_data().context("creating the built-in demo dataset")
     } else {
         Ok(PathBuf::from(data))
     }

@@ -36,6 +36,28 @@ pub enum DemoError {
     TooFew(usize),
 }
 
+/// The folder of the built-in demo data: `$FAKELENS_DATA_DIR/demo-vN`, else the user's data
+/// directory, else `./fakelens-data/demo-vN`.
+pub fn demo_data_dir() -> PathBuf {
+    let base = std::env::var_os("FAKELENS_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            directories::ProjectDirs::from("org", "FakeLens", "FakeLens")
+                .map(|d| d.data_dir().to_path_buf())
+        })
+        .unwrap_or_else(|| PathBuf::from("fakelens-data"));
+    base.join(format!("demo-v{DEMO_VERSION}"))
+}
+
+/// Makes sure the demo dataset exists (generating it on first use) and returns its folder.
+pub fn ensure_demo_data() -> Result<PathBuf, DemoError> {
+    let dir = demo_data_dir();
+    if !dir.join("README.txt").is_file() {
+        write_demo_dataset(&dir, 0, DEFAULT_COUNT)?;
+    }
+    Ok(dir)
+}
+
 /// How many images of each class go into each split for a total of `count`.
 pub fn per_class_counts(count: usize) -> [(Split, usize); 3] {
     let per_class = count / 2;

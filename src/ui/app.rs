@@ -133,17 +133,7 @@ impl FakeLensApp {
     }
 
     fn open_dataset(&mut self, root: Option<PathBuf>) {
-        let root = match root {
-            Some(root) => root,
-            None => match crate::cli::ensure_demo_data() {
-                Ok(root) => root,
-                Err(e) => {
-                    self.dataset.error = Some(format!("{e:#}"));
-                    return;
-                }
-            },
-        };
-        self.dataset.begin_load(&root);
+        self.dataset.begin_load(root.as_deref());
         self.worker.send(Command::LoadDataset { root });
     }
 

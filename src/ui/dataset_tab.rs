@@ -43,8 +43,9 @@ pub struct DatasetTab {
 }
 
 impl DatasetTab {
-    pub fn begin_load(&mut self, root: &Path) {
-        self.path_text = root.display().to_string();
+    /// A dataset is being opened; `None` is the built-in demo data.
+    pub fn begin_load(&mut self, root: Option<&Path>) {
+        self.path_text = root.map(|r| r.display().to_string()).unwrap_or_default();
         self.summary = None;
         self.unreadable = None;
         self.error = None;
@@ -59,6 +60,7 @@ impl DatasetTab {
     }
 
     pub fn set_summary(&mut self, summary: DatasetSummary) {
+        self.path_text = summary.root.display().to_string();
         self.root = Some(summary.root.clone());
         self.summary = Some(summary);
         self.refilter();

@@ -27,7 +27,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             Command::Shutdown => return,
         };
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match command {
-            Command::LoadDataset { root } => load_dataset(&mut state, &root, &sink, &cancel),
+            Command::LoadDataset { root } => load_dataset(&mut state, root, &sink, &cancel),
             Command::StartTraining {
                 config,
                 data_root,
@@ -92,10 +92,25 @@ fn cached_or_prepare(
 
 fn load_dataset(
     state: &mut State,
-    root: &Path,
+    root: Option<std::path::PathBuf>,
     sink: &EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
+    let root = match root {
+        Some(root) => root,
+        None => {
+            if !crate::data::demo::demo_data_dir()
+                .join("README.txt")
+                .is_file()
+            {
+                sink.send(Event::Notice(
+                    "creating the built-in demo dataset (first start)…".into(),
+                ));
+            }
+            crate::data::demo::ensure_demo_data()?
+        }
+    };
+    let root = root.as_path();
     let index = DatasetIndex::discover(root)?;
     sink.send(Event::DatasetLoaded(DatasetSummary {
         root: root.to_path_buf(),

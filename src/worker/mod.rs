@@ -19,8 +19,9 @@ use crate::train::{EpochRecord, RunRecord, TrainEvent};
 /// Commands the UI sends to the compute thread.
 #[derive(Clone, Debug)]
 pub enum Command {
-    /// Discover a dataset, report it, then decode it (listing unreadable files).
-    LoadDataset { root: PathBuf },
+    /// Discover a dataset, report it, then decode it (listing unreadable files). `None` opens
+    /// the built-in demo data, generating it on first use.
+    LoadDataset { root: Option<PathBuf> },
     /// Train a model; decodes the dataset first unless it is already cached.
     StartTraining {
         config: TrainConfig,
