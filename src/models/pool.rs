@@ -51,6 +51,9 @@ impl Dims {
 
     /// Index (in the plane) of the first maximum of output cell (oy, ox)'s window.
     fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+        if self.g == POOL_2X2 {
+            return argmax_2x2(plane, self.w, oy, ox);
+        }
         let y0 = (oy * self.g.stride) as isize - self.g.padding as isize;
         let x0 = (ox * self.g.stride) as isize - self.g.padding as isize;
         let (mut best, mut best_i) = (plane[0], usize::MAX);
@@ -71,6 +74,31 @@ impl Dims {
         }
         best_i
     }
+}
+
+/// The common 2×2, stride-2, unpadded pool.
+const POOL_2X2: PoolGeometry = PoolGeometry {
+    kernel: 2,
+    stride: 2,
+    padding: 0,
+};
+
+/// `argmax` for the 2×2 window at (2·oy, 2·ox), in scan order (first maximum wins; a NaN wins).
+#[inline]
+#[allow(clippy::eq_op)]
+fn argmax_2x2<T: WithDType>(plane: &[T], w: usize, oy: usize, ox: usize) -> usize {
+    let i0 = 2 * oy * w + 2 * ox;
+    let mut best_i = i0;
+    for i in [i0 + 1, i0 + w, i0 + w + 1] {
+        let (v, best) = (plane[i], plane[best_i]);
+        if best != best {
+            return best_i;
+        }
+        if v > best || v != v {
+            best_i = i;
+        }
+    }
+    best_i
 }
 
 /// The forward op.

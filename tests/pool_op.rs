@@ -1,0 +1,68 @@
+//! The max-pool op equals PyTorch's max_pool2d in forward and input gradient, for 2×2/2,
+//! padded 3×3/2 (Xception's), and odd sizes (fixture: tests/fixtures/pool/make.py).
+//! Tolerance 1e-9 in f64: the op only selects and routes values; the inputs, a sin-based hash,
+//! differ between Python and Rust by ~1e-11.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use fakelens::models::pool::{PoolGeometry, max_pool2d};
+
+#[test]
+fn max_pool_forward_and_gradient_match_pytorch() {
+    let cases = common::fixture("pool/expected.json");
+    for case in cases.as_array().unwrap() {
+        let d: Vec<usize> = case["dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let (n, c, h, w, kernel, stride, padding) = (d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+        let values: Vec<f64> = (0..n * c * h * w)
+            .map(|i| ((i as f64 * 12.9898 + 0.5).sin() * 43758.5453).fract())
+            .collect();
+        let x = Var::from_tensor(&Tensor::from_vec(values, (n, c, h, w), &Device::Cpu).unwrap())
+            .unwrap();
+        let y = max_pool2d(
+            &x,
+            PoolGeometry {
+                kernel,
+                stride,
+                padding,
+            },
+        )
+        .unwrap();
+        let shape: Vec<usize> = case["out_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(y.dims(), shape.as_slice(), "{d:?}");
+        let g: Vec<f64> = (0..y.elem_count())
+            .map(|i| (0.37 * i as f64).cos())
+            .collect();
+        let g = Tensor::from_vec(g, y.shape(), &Device::Cpu).unwrap();
+        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| {
+            t.flatten_all()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        for (name, got) in [("y", flat(&y)), ("grad_x", flat(grads.get(&x).unwrap()))] {
+            let want = common::floats(&case[name]);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-9, "{d:?}: {name} differs by {err:e}");
+        }
+    }
+}
