@@ -169,6 +169,7 @@ fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
 
 fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config();
+    config.validate().map_err(anyhow::Error::msg)?;
     let root = resolve_data(&args.data)?;
     let (device, notice) = crate::device::open(args.device)?;
     if let Some(notice) = notice {
@@ -190,7 +191,10 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let data = TrainData::prepare(&root, &cancel, &progress)
         .with_context(|| format!("loading dataset {}", root.display()))?;
     for bad in data.unreadable() {
-        bar.println(format!("skipped {}: {}", bad.path.display(), bad.reason));
+        say(
+            &bar,
+            format!("skipped {}: {}", bad.path.display(), bad.reason),
+        );
     }
     let run_dir = match &args.out {
         Some(dir) => dir.clone(),
@@ -198,21 +202,24 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     print_table_header(&bar);
     let mut on_event = |event: TrainEvent| match event {
-        TrainEvent::Started { run_dir, record } => bar.println(format!(
-            "training {} ({} parameters) on {} images; run {}",
-            record.model.label(),
-            group_thousands(record.param_count),
-            record.train_images,
-            run_dir.display()
-        )),
+        TrainEvent::Started { run_dir, record } => say(
+            &bar,
+            format!(
+                "training {} ({} parameters) on {} images; run {}",
+                record.model.label(),
+                group_thousands(record.param_count),
+                record.train_images,
+                run_dir.display()
+            ),
+        ),
         TrainEvent::Batch(p) => {
             bar.set_length(p.batches as u64);
             bar.set_position(p.batch as u64);
             bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
         }
         TrainEvent::Evaluating { epoch } => bar.set_message(format!("eval {epoch}")),
-        TrainEvent::Epoch(r) => bar.println(epoch_row(&r)),
-        TrainEvent::Collapsed { message, .. } => bar.println(format!("warning: {message}")),
+        TrainEvent::Epoch(r) => say(&bar, epoch_row(&r)),
+        TrainEvent::Collapsed { message, .. } => say(&bar, format!("warning: {message}")),
         TrainEvent::CheckpointSaved { .. } => {}
     };
     let record = crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event)
@@ -228,8 +235,21 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a line above the progress bar, or plainly when the bar is hidden (output is not a
+/// terminal: indicatif's own `println` prints nothing then).
+fn say(bar: &indicatif::ProgressBar, line: impl AsRef<str>) {
+    if bar.is_hidden() {
+        println!("{}", line.as_ref());
+    } else {
+        bar.println(line);
+    }
+}
+
 fn print_table_header(bar: &indicatif::ProgressBar) {
-    bar.println("epoch  train_loss  train_acc  val_loss  val_acc  test_loss  test_acc  secs");
+    say(
+        bar,
+        "epoch  train_loss  train_acc  val_loss  val_acc  test_loss  test_acc  secs",
+    );
 }
 
 /// One row of the per-epoch table, as the course printed it.

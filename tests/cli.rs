@@ -1,0 +1,77 @@
+//! The command line: `info` prints the parameter counts, `train` prints the per-epoch table
+//! and writes the run, and errors exit non-zero with a one-line cause.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+fn fakelens() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fakelens"))
+}
+
+#[test]
+fn info_prints_parameter_counts() {
+    let out = fakelens().arg("info").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("SimpleNet") && text.contains("16,901,762"),
+        "{text}"
+    );
+}
+
+#[test]
+fn train_prints_the_epoch_table_and_writes_the_run() {
+    let demo = common::small_demo(24, 9);
+    let run = demo.path().join("run");
+    let out = fakelens()
+        .args(["train", "--epochs", "1", "--batch-size", "8", "--data"])
+        .arg(demo.path().join("demo"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("epoch  train_loss  train_acc  val_loss  val_acc"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("1 ")),
+        "a row for epoch 1: {stdout}"
+    );
+    assert!(stdout.contains("best val epoch 1"), "{stdout}");
+    assert!(run.join("model.safetensors").is_file() && run.join("run.json").is_file());
+}
+
+#[test]
+fn errors_exit_non_zero_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dataset");
+    let out = fakelens()
+        .args(["train", "--data"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("no-such-dataset"),
+        "{stderr}"
+    );
+
+    let out = fakelens()
+        .args(["train", "--lr", "-1", "--data"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
