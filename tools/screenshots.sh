@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Screenshots of every tab of the real window under a virtual X display, for the README.
 # Needs: xvfb xauth (apt-get install -y xvfb xauth mesa-vulkan-drivers libvulkan1).
-# Usage: tools/screenshots.sh [DATASET_DIR]   (default: the built-in demo data)
+# Usage: tools/screenshots.sh [DATASET_DIR [RUN_DIR]]
+#   DATASET_DIR: the dataset the Dataset tab opens (default: the built-in demo data)
+#   RUN_DIR:     a finished run whose curves the Training tab shows
+# FAKELENS_BIN picks the binary (default: a release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release
+bin=${FAKELENS_BIN:-target/release/fakelens}
+[ -n "${FAKELENS_BIN:-}" ] || cargo build --release
 out=docs/screenshots
 mkdir -p "$out"
 export XDG_RUNTIME_DIR=$(mktemp -d); chmod 700 "$XDG_RUNTIME_DIR"
@@ -12,6 +16,7 @@ unset WAYLAND_DISPLAY
 for tab in dataset training; do
   args=(--tab "$tab" --screenshot "$out/$tab.png")
   [ $# -ge 1 ] && args+=(--data "$1")
-  xvfb-run -a -s "-screen 0 1280x800x24" ./target/release/fakelens "${args[@]}"
+  [ $# -ge 2 ] && args+=(--run "$2")
+  xvfb-run -a -s "-screen 0 1280x800x24" "$bin" "${args[@]}"
   echo "wrote $out/$tab.png"
 done

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::format;
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
@@ -89,6 +89,17 @@ impl TrainingTab {
         self.evaluating = None;
         self.run_dir = Some(run_dir);
         self.result = Some(record);
+    }
+
+    /// Reads `dir/run.json` and shows it, or says why it cannot.
+    pub fn open_run(&mut self, dir: PathBuf) {
+        match RunRecord::load(&dir) {
+            Ok(record) => {
+                self.error = None;
+                self.show_record(dir, record);
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
     }
 
     /// Shows a finished run's curves and result (from its run.json).
@@ -313,6 +324,12 @@ impl TrainingTab {
         if let Some(record) = &self.result {
             ui.label(result_text(record));
         }
+        if self.epochs.is_empty() && self.batch_losses.is_empty() && !self.running {
+            ui.weak(
+                "No run yet. Start training to see loss and accuracy per epoch (train, val, \
+                 test) and the loss of every batch, or open an earlier run.",
+            );
+        }
         if let (Some(dir), Some(count)) = (&self.run_dir, self.param_count) {
             ui.weak(format!(
                 "run: {} · {} parameters",
@@ -340,18 +357,9 @@ impl TrainingTab {
                 .x_axis_label("epoch")
                 .y_axis_label("loss")
                 .show(ui, |plot| {
-                    plot.line(Line::new(
-                        "train loss",
-                        PlotPoints::from(series(|r| Some(r.train_loss))),
-                    ));
-                    plot.line(Line::new(
-                        "val loss",
-                        PlotPoints::from(series(|r| Some(r.val_loss))),
-                    ));
-                    plot.line(Line::new(
-                        "test loss",
-                        PlotPoints::from(series(|r| r.test_loss)),
-                    ));
+                    epoch_series(plot, "train loss", series(|r| Some(r.train_loss)));
+                    epoch_series(plot, "val loss", series(|r| Some(r.val_loss)));
+                    epoch_series(plot, "test loss", series(|r| r.test_loss));
                 });
             Plot::new("acc-per-epoch")
                 .legend(Legend::default())
@@ -362,18 +370,9 @@ impl TrainingTab {
                 .include_y(0.0)
                 .include_y(1.0)
                 .show(ui, |plot| {
-                    plot.line(Line::new(
-                        "train acc",
-                        PlotPoints::from(series(|r| Some(r.train_acc))),
-                    ));
-                    plot.line(Line::new(
-                        "val acc",
-                        PlotPoints::from(series(|r| Some(r.val_acc))),
-                    ));
-                    plot.line(Line::new(
-                        "test acc",
-                        PlotPoints::from(series(|r| r.test_acc)),
-                    ));
+                    epoch_series(plot, "train acc", series(|r| Some(r.train_acc)));
+                    epoch_series(plot, "val acc", series(|r| Some(r.val_acc)));
+                    epoch_series(plot, "test acc", series(|r| r.test_acc));
                 });
         });
         Plot::new("loss-per-batch")
@@ -388,6 +387,12 @@ impl TrainingTab {
                 ));
             });
     }
+}
+
+/// A per-epoch curve: a line with a marker on each epoch (a run's first epoch is one point).
+fn epoch_series(plot: &mut egui_plot::PlotUi<'_>, name: &str, points: Vec<[f64; 2]>) {
+    plot.line(Line::new(name, PlotPoints::from(points.clone())));
+    plot.points(Points::new(name, PlotPoints::from(points)).radius(3.0));
 }
 
 fn preset_help(preset: Preset) -> &'static str {
