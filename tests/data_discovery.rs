@@ -227,3 +227,33 @@ fn demo_data_is_balanced_deterministic_and_masks_mark_the_manipulation() {
         std::fs::read(other_seed.path().join("demo").join(rel)).unwrap()
     );
 }
+
+#[test]
+fn real_face_swap_dataset_is_discovered_and_decodes() {
+    let Some(root) = common::lfw_faceswap() else {
+        return;
+    };
+    let index = DatasetIndex::discover(&root).unwrap();
+    assert_eq!(index.class_counts(Split::Train), [5320, 4219]);
+    assert_eq!(index.class_counts(Split::Val), [359, 290]);
+    assert_eq!(index.class_counts(Split::Test), [306, 237]);
+    // A slice of each class decodes from 250×250 JPEG to 256×256 RGB with nothing unreadable.
+    let val = index.split(Split::Val).unwrap();
+    let slice: Vec<_> = val
+        .iter()
+        .take(40)
+        .chain(val.iter().rev().take(40))
+        .cloned()
+        .collect();
+    let prepared = PreparedSplit::prepare(
+        &root,
+        Split::Val,
+        &slice,
+        &AtomicBool::new(false),
+        &|_, _| {},
+    )
+    .unwrap();
+    assert!(prepared.unreadable.is_empty(), "{:?}", prepared.unreadable);
+    assert_eq!(prepared.class_counts(), [40, 40]);
+    assert!(prepared.pixels.iter().all(|p| p.len() == 256 * 256 * 3));
+}
