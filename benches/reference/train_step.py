@@ -1,34 +1,12 @@
 """PyTorch reference for `fakelens bench`: the same model, shapes, optimiser and thread count,
 timed the same way (2 warm-up steps, then N timed Adam steps on random 256x256 inputs).
 Prints one JSON object: {"train_images_per_sec": ..., "ms_per_step": ..., "threads": ...}."""
-import argparse, json, time
+import argparse, json, os, sys, time
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class SimpleNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 7)
-        self.conv2 = nn.Conv2d(6, 16, 7)
-        self.conv3 = nn.Conv2d(16, 24, 7)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.fc1 = nn.Linear(24 * 26 * 26, 1024)
-        self.fc2 = nn.Linear(1024, 256)
-        self.fc3 = nn.Linear(256, 2)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = self.pool(F.relu(self.conv3(x)))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-
-
-MODELS = {"simplenet": SimpleNet}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import MODELS  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="simplenet", choices=sorted(MODELS))

@@ -23,6 +23,17 @@ pub trait CpuFloat: WithDType {
     fn sqrt(self) -> Self;
 }
 
+/// The contiguous values of a CPU tensor, mutably (for in-place updates).
+pub fn contiguous_mut<'a, T: CpuFloat>(
+    s: &'a mut CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a mut [T]> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("in-place update needs a contiguous tensor")
+    };
+    Ok(&mut T::storage_mut(s)?[start..end])
+}
+
 fn with<T: WithDType, R>(cell: &RefCell<Vec<T>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     match cell.try_borrow_mut() {
         Ok(mut buf) => {

@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
 use candle_nn::Optimizer as _;
 
 use crate::models::conv::{contiguous, dispatch_float};
-use crate::models::cpu_float::CpuFloat;
+use crate::models::cpu_float::{CpuFloat, contiguous_mut};
 
 /// Adam's hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,10 +103,7 @@ fn update_moments<T: CpuFloat>(
     l2: &Layout,
 ) -> candle_core::Result<()> {
     let g = contiguous::<T>(s2, l2)?;
-    let Some((start, end)) = l1.contiguous_offsets() else {
-        candle_core::bail!("adam moments must be contiguous")
-    };
-    let mv = &mut T::storage_mut(s1)?[start..end];
+    let mv = contiguous_mut::<T>(s1, l1)?;
     let (m, v) = mv.split_at_mut(g.len());
     let (b1, b2) = (T::from_f64(p.beta1), T::from_f64(p.beta2));
     let (c1, c2) = (T::from_f64(1.0 - p.beta1), T::from_f64(1.0 - p.beta2));
@@ -144,10 +141,7 @@ fn apply_adam<T: CpuFloat>(
     l2: &Layout,
 ) -> candle_core::Result<()> {
     let mv = contiguous::<T>(s2, l2)?;
-    let Some((start, end)) = l1.contiguous_offsets() else {
-        candle_core::bail!("adam parameters must be contiguous")
-    };
-    let w = &mut T::storage_mut(s1)?[start..end];
+    let w = contiguous_mut::<T>(s1, l1)?;
     let (m, v) = mv.split_at(w.len());
     let bias1 = 1.0 - p.beta1.powi(t);
     let bias2_sqrt = (1.0 - p.beta2.powi(t)).sqrt();

@@ -164,16 +164,9 @@ impl TrainingTab {
             egui::Grid::new("train-settings")
                 .num_columns(2)
                 .show(ui, |ui| {
-                    let label = ui.label("Model");
-                    egui::ComboBox::from_id_salt("model")
-                        .selected_text(self.config.model.label())
-                        .show_ui(ui, |ui| {
-                            for kind in ModelKind::ALL {
-                                ui.selectable_value(&mut self.config.model, kind, kind.label());
-                            }
-                        })
-                        .response
-                        .labelled_by(label.id);
+                    labelled_combo(ui, "Model", &mut self.config.model, &ModelKind::ALL, |m| {
+                        m.label().into()
+                    });
                     ui.end_row();
                     ui.label("Preset");
                     ui.horizontal(|ui| {
@@ -188,16 +181,13 @@ impl TrainingTab {
                         }
                     });
                     ui.end_row();
-                    let label = ui.label("Optimizer");
-                    egui::ComboBox::from_id_salt("optimizer")
-                        .selected_text(self.config.optimizer.name())
-                        .show_ui(ui, |ui| {
-                            for kind in OptimizerKind::ALL {
-                                ui.selectable_value(&mut self.config.optimizer, kind, kind.name());
-                            }
-                        })
-                        .response
-                        .labelled_by(label.id);
+                    labelled_combo(
+                        ui,
+                        "Optimizer",
+                        &mut self.config.optimizer,
+                        &OptimizerKind::ALL,
+                        |o| o.name().into(),
+                    );
                     ui.end_row();
                     let label = ui.label("Learning rate");
                     ui.add(
@@ -234,25 +224,15 @@ impl TrainingTab {
                     ui.label("Augment");
                     ui.checkbox(&mut self.config.augment, "crop + flip");
                     ui.end_row();
-                    let label = ui.label("Device");
-                    egui::ComboBox::from_id_salt("device")
-                        .selected_text(format!("{device:?}").to_lowercase())
-                        .show_ui(ui, |ui| {
-                            for choice in [
-                                DeviceChoice::Auto,
-                                DeviceChoice::Cpu,
-                                DeviceChoice::Cuda,
-                                DeviceChoice::Metal,
-                            ] {
-                                ui.selectable_value(
-                                    device,
-                                    choice,
-                                    format!("{choice:?}").to_lowercase(),
-                                );
-                            }
-                        })
-                        .response
-                        .labelled_by(label.id);
+                    let devices = [
+                        DeviceChoice::Auto,
+                        DeviceChoice::Cpu,
+                        DeviceChoice::Cuda,
+                        DeviceChoice::Metal,
+                    ];
+                    labelled_combo(ui, "Device", device, &devices, |d| {
+                        format!("{d:?}").to_lowercase()
+                    });
                     ui.end_row();
                 });
         });
@@ -387,6 +367,26 @@ impl TrainingTab {
                 ));
             });
     }
+}
+
+/// A label and a combo box named by it (so screen readers and UI tests can find it).
+fn labelled_combo<T: Copy + PartialEq>(
+    ui: &mut egui::Ui,
+    label: &str,
+    selected: &mut T,
+    options: &[T],
+    name: impl Fn(T) -> String,
+) {
+    let label = ui.label(label);
+    egui::ComboBox::from_id_salt(label.id)
+        .selected_text(name(*selected))
+        .show_ui(ui, |ui| {
+            for &option in options {
+                ui.selectable_value(selected, option, name(option));
+            }
+        })
+        .response
+        .labelled_by(label.id);
 }
 
 /// A per-epoch curve: a line with a marker on each epoch (a run's first epoch is one point).
