@@ -158,8 +158,8 @@ pub fn collapse_message(epoch: usize, predicted_fake: f64, lr: f64) -> String {
     };
     format!(
         "epoch {epoch}: the model has collapsed to a constant classifier ({:.1} % of val images \
-         predicted {class}); its accuracy is just the class share. Try a lower learning rate \
-         (e.g. {:.0e} instead of {lr:.0e}).",
+         predicted {class}); its accuracy is just the class share. If this persists over \
+         epochs, try a lower learning rate (e.g. {:.0e} instead of {lr:.0e}).",
         share * 100.0,
         lr / 10.0
     )
@@ -356,4 +356,24 @@ fn finish(
     record.status = status;
     record.save(run_dir)?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collapse_message;
+
+    #[test]
+    fn collapse_message_names_the_class_share_and_a_lower_rate() {
+        let text = collapse_message(3, 0.0, 1e-3);
+        assert!(
+            text.contains("epoch 3") && text.contains("100.0 % of val images predicted real"),
+            "{text}"
+        );
+        assert!(text.contains("1e-4 instead of 1e-3"), "{text}");
+        let text = collapse_message(1, 0.97, 1e-4);
+        assert!(
+            text.contains("97.0 % of val images predicted fake"),
+            "{text}"
+        );
+    }
 }

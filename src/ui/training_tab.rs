@@ -408,7 +408,7 @@ fn result_text(record: &RunRecord) -> String {
     let status = match &record.status {
         RunStatus::Completed => "finished".to_string(),
         RunStatus::Cancelled => "stopped by you".to_string(),
-        RunStatus::Running => "running".to_string(),
+        RunStatus::Running => "still running (or interrupted)".to_string(),
         RunStatus::Failed { reason } => format!("failed: {reason}"),
     };
     match (record.best_epoch, record.best_val_acc) {
