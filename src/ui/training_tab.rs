@@ -75,6 +75,10 @@ impl TrainingTab {
             TrainEventData::Evaluating { epoch } => self.evaluating = Some(epoch),
             TrainEventData::Epoch(record) => {
                 self.evaluating = None;
+                if !record.collapsed {
+                    // The warning is about the model now: a recovered model clears it.
+                    self.collapse = None;
+                }
                 self.epochs.push(record);
             }
             TrainEventData::Collapsed { message } => self.collapse = Some(message),
@@ -111,7 +115,7 @@ impl TrainingTab {
             .enumerate()
             .map(|(i, l)| [(i + 1) as f64, *l as f64])
             .collect();
-        self.collapse = record.epochs.iter().rev().find(|e| e.collapsed).map(|e| {
+        self.collapse = record.epochs.last().filter(|e| e.collapsed).map(|e| {
             crate::train::trainer::collapse_message(e.epoch, e.val_predicted_fake, record.config.lr)
         });
         self.param_count = Some(record.param_count);
@@ -389,10 +393,18 @@ fn labelled_combo<T: Copy + PartialEq>(
         .labelled_by(label.id);
 }
 
-/// A per-epoch curve: a line with a marker on each epoch (a run's first epoch is one point).
+/// A per-epoch curve: a line with a marker on each epoch (a run's first epoch is one point),
+/// coloured by split so train, val and test look the same in every plot.
 fn epoch_series(plot: &mut egui_plot::PlotUi<'_>, name: &str, points: Vec<[f64; 2]>) {
-    plot.line(Line::new(name, PlotPoints::from(points.clone())));
-    plot.points(Points::new(name, PlotPoints::from(points)).radius(3.0));
+    let color = if name.starts_with("train") {
+        egui::Color32::from_rgb(80, 140, 230)
+    } else if name.starts_with("val") {
+        egui::Color32::from_rgb(240, 150, 50)
+    } else {
+        egui::Color32::from_rgb(90, 190, 110)
+    };
+    plot.line(Line::new(name, PlotPoints::from(points.clone())).color(color));
+    plot.points(Points::new(name, PlotPoints::from(points)).radius(3.0).color(color));
 }
 
 fn preset_help(preset: Preset) -> &'static str {
