@@ -404,7 +404,11 @@ fn epoch_series(plot: &mut egui_plot::PlotUi<'_>, name: &str, points: Vec<[f64; 
         egui::Color32::from_rgb(90, 190, 110)
     };
     plot.line(Line::new(name, PlotPoints::from(points.clone())).color(color));
-    plot.points(Points::new(name, PlotPoints::from(points)).radius(3.0).color(color));
+    plot.points(
+        Points::new(name, PlotPoints::from(points))
+            .radius(3.0)
+            .color(color),
+    );
 }
 
 fn preset_help(preset: Preset) -> &'static str {
