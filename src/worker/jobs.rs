@@ -26,6 +26,8 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             Command::StartTraining { .. } => Task::Training,
             Command::Shutdown => return,
         };
+        // A Stop applies to the job that was running when it was pressed, not to this one.
+        cancel.store(false, std::sync::atomic::Ordering::Relaxed);
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match command {
             Command::LoadDataset { root } => load_dataset(&mut state, root, &sink, &cancel),
             Command::StartTraining {

@@ -186,14 +186,8 @@ impl WorkerHandle {
         })
     }
 
-    /// Queues a command. Returns false if the worker has stopped.
+    /// Queues a command. Returns false if the worker has stopped or its queue is full.
     pub fn send(&self, command: Command) -> bool {
-        if matches!(
-            command,
-            Command::StartTraining { .. } | Command::LoadDataset { .. }
-        ) {
-            self.cancel.store(false, Ordering::Relaxed);
-        }
         self.tx.try_send(command).is_ok()
     }
 
