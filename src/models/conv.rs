@@ -5,7 +5,7 @@
 //! row-major one), so writing `y (c_out × pixels)` row-major makes the long pixel dimension
 //! the microkernel's row dimension: a 6-channel conv uses whole kernels.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use super::cpu_float::CpuFloat;
@@ -221,7 +221,7 @@ impl CustomOp3 for Conv2dOp {
             None
         };
         let grad_b = if b.track_op() {
-            Some(grad.sum((0, 2, 3))?)
+            Some(grad.apply_op1_no_bwd(&ChannelSum)?)
         } else {
             None
         };
@@ -393,6 +393,44 @@ fn conv_grad_weight<T: CpuFloat>(
         T::to_cpu_storage_owned(dw),
         Shape::from((d.c_out, d.c_in, d.k, d.k)),
     ))
+}
+
+/// `dL/db`: the NCHW gradient summed over everything but the channel (Candle's strided
+/// `sum((0, 2, 3))` takes ~30× longer on conv1's 12M values).
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "fakelens-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(s, "channel sum", channel_sum(s, l))
+    }
+}
+
+fn channel_sum<T: CpuFloat>(
+    s: &CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let &[n, c, h, w] = l.dims() else {
+        candle_core::bail!("channel sum expects NCHW, got {:?}", l.dims())
+    };
+    let g = contiguous::<T>(s, l)?;
+    let plane = h * w;
+    let zero = T::from_f64(0.0);
+    let sums: Vec<T> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..n)
+                .map(|i| {
+                    let start = (i * c + ch) * plane;
+                    g[start..start + plane].iter().fold(zero, |acc, v| acc + *v)
+                })
+                .fold(zero, |acc, v| acc + v)
+        })
+        .collect();
+    Ok((T::to_cpu_storage_owned(sums), Shape::from(c)))
 }
 
 /// `grad · [y > 0]` for a fused ReLU, in one pass.
