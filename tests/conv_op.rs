@@ -19,12 +19,7 @@ fn formula(count: usize, a: f64, b: f64, scale: f64) -> Vec<f32> {
 fn conv_forward_and_gradients_match_pytorch() {
     let cases = common::fixture("conv/expected.json");
     for case in cases.as_array().unwrap() {
-        let d: Vec<usize> = case["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let d = common::usizes(&case["dims"]);
         let (n, c_in, h, w, c_out, k, stride, pad) =
             (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
         let dev = Device::Cpu;
@@ -51,12 +46,7 @@ fn conv_forward_and_gradients_match_pytorch() {
             },
         )
         .unwrap();
-        let out_shape: Vec<usize> = case["out_shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let out_shape = common::usizes(&case["out_shape"]);
         assert_eq!(y.dims(), out_shape.as_slice(), "case {d:?}");
         let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7, 1.0), y.shape(), &dev).unwrap();
         let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();

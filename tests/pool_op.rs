@@ -14,12 +14,7 @@ use fakelens::models::pool::{PoolGeometry, max_pool2d};
 fn max_pool_forward_and_gradient_match_pytorch() {
     let cases = common::fixture("pool/expected.json");
     for case in cases.as_array().unwrap() {
-        let d: Vec<usize> = case["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let d = common::usizes(&case["dims"]);
         let (n, c, h, w, kernel, stride, padding) = (d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
         let values: Vec<f64> = (0..n * c * h * w)
             .map(|i| ((i as f64 * 12.9898 + 0.5).sin() * 43758.5453).fract())
@@ -35,12 +30,7 @@ fn max_pool_forward_and_gradient_match_pytorch() {
             },
         )
         .unwrap();
-        let shape: Vec<usize> = case["out_shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let shape = common::usizes(&case["out_shape"]);
         assert_eq!(y.dims(), shape.as_slice(), "{d:?}");
         let g: Vec<f64> = (0..y.elem_count())
             .map(|i| (0.37 * i as f64).cos())

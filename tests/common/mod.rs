@@ -27,6 +27,15 @@ pub fn fixture(relative: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+pub fn usizes(value: &serde_json::Value) -> Vec<usize> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
+}
+
 pub fn floats(value: &serde_json::Value) -> Vec<f64> {
     value
         .as_array()
