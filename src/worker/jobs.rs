@@ -101,15 +101,22 @@ fn load_dataset(
     let root = match root {
         Some(root) => root,
         None => {
-            if !crate::data::demo::demo_data_dir()
+            let first_start = !crate::data::demo::demo_data_dir()
                 .join("README.txt")
-                .is_file()
-            {
+                .is_file();
+            if first_start {
                 sink.send(Event::Notice(
                     "creating the built-in demo dataset (first start)…".into(),
                 ));
             }
-            crate::data::demo::ensure_demo_data()?
+            let dir = crate::data::demo::ensure_demo_data()?;
+            if first_start {
+                sink.send(Event::Notice(format!(
+                    "created the built-in demo dataset in {}",
+                    dir.display()
+                )));
+            }
+            dir
         }
     };
     let root = root.as_path();
