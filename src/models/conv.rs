@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::cpu_float::CpuFloat;
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
 use super::gemm::{MatRef, matmul};
 
 /// Stride and zero padding of a square-kernel convolution.
@@ -144,30 +144,6 @@ fn col2im<T: WithDType>(col: &[T], d: &Dims, x: &mut [T]) {
         }
     });
 }
-
-/// The contiguous values of a CPU tensor of element type `T`.
-pub(crate) fn contiguous<'a, T: WithDType>(
-    s: &'a CpuStorage,
-    l: &Layout,
-) -> candle_core::Result<&'a [T]> {
-    let v = T::cpu_storage_as_slice(s)?;
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&v[start..end]),
-        None => candle_core::bail!("fakelens CPU ops need contiguous tensors"),
-    }
-}
-
-/// Runs `$f::<f32>` or `$f::<f64>` by the storage's dtype.
-macro_rules! dispatch_float {
-    ($storage:expr, $name:expr, $f:ident ( $($arg:expr),* )) => {
-        match candle_core::backend::BackendStorage::dtype($storage) {
-            candle_core::DType::F32 => $f::<f32>($($arg),*),
-            candle_core::DType::F64 => $f::<f64>($($arg),*),
-            other => candle_core::bail!("{} supports f32 and f64, got {other:?}", $name),
-        }
-    };
-}
-pub(crate) use dispatch_float;
 
 /// Threads for gemm inside one image: all of them when there are fewer images than threads.
 fn inner_threads(n: usize) -> usize {

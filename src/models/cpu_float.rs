@@ -1,12 +1,13 @@
 //! The float types the CPU ops run on (f32, and f64 for exact reference checks): per-thread
 //! scratch buffers reused across calls instead of allocating tens of megabytes per image per
-//! step, mutable storage access for in-place updates, and the few maths functions needed.
+//! step, contiguous storage access (shared and mutable), the f32/f64 dispatch, and the few
+//! maths functions needed.
 
 use std::cell::RefCell;
 
 use candle_core::backend::BackendStorage;
 
-use candle_core::{CpuStorage, WithDType};
+use candle_core::{CpuStorage, Layout, WithDType};
 
 thread_local! {
     static F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -23,10 +24,34 @@ pub trait CpuFloat: WithDType {
     fn sqrt(self) -> Self;
 }
 
+/// The contiguous values of a CPU tensor of element type `T`.
+pub(crate) fn contiguous<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [T]> {
+    let v = T::cpu_storage_as_slice(s)?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("fakelens CPU ops need contiguous tensors"),
+    }
+}
+
+/// Runs `$f::<f32>` or `$f::<f64>` by the storage's dtype.
+macro_rules! dispatch_float {
+    ($storage:expr, $name:expr, $f:ident ( $($arg:expr),* )) => {
+        match candle_core::backend::BackendStorage::dtype($storage) {
+            candle_core::DType::F32 => $f::<f32>($($arg),*),
+            candle_core::DType::F64 => $f::<f64>($($arg),*),
+            other => candle_core::bail!("{} supports f32 and f64, got {other:?}", $name),
+        }
+    };
+}
+pub(crate) use dispatch_float;
+
 /// The contiguous values of a CPU tensor, mutably (for in-place updates).
 pub fn contiguous_mut<'a, T: CpuFloat>(
     s: &'a mut CpuStorage,
-    l: &candle_core::Layout,
+    l: &Layout,
 ) -> candle_core::Result<&'a mut [T]> {
     let Some((start, end)) = l.contiguous_offsets() else {
         candle_core::bail!("in-place update needs a contiguous tensor")

@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, WithDType};
 
-use super::conv::{contiguous, dispatch_float};
+use super::cpu_float::{contiguous, dispatch_float};
 use rayon::prelude::*;
 
 /// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.

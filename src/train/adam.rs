@@ -7,8 +7,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
 use candle_nn::Optimizer as _;
 
-use crate::models::conv::{contiguous, dispatch_float};
-use crate::models::cpu_float::{CpuFloat, contiguous_mut};
+use crate::models::cpu_float::{CpuFloat, contiguous, contiguous_mut, dispatch_float};
 
 /// Adam's hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
