@@ -10,6 +10,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 
 use crate::config::{ModelKind, TrainConfig};
+use crate::device::DeviceChoice;
 use crate::models;
 use crate::train::Optimizer;
 
@@ -28,6 +29,9 @@ pub struct BenchArgs {
     /// The reference script.
     #[arg(long, default_value = "benches/reference/train_step.py")]
     pub reference: PathBuf,
+    /// Where both sides run (`cuda` runs the reference on the GPU too).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 /// Images per second of `steps` Adam training steps at `batch_size` on random inputs.
@@ -35,9 +39,9 @@ pub fn fakelens_train_throughput(
     kind: ModelKind,
     batch_size: usize,
     steps: usize,
+    device: &Device,
 ) -> anyhow::Result<f64> {
-    let device = Device::Cpu;
-    let model = models::build(kind, &device, 0)?;
+    let model = models::build(kind, device, 0)?;
     let config = TrainConfig {
         model: kind,
         batch_size,
@@ -45,9 +49,9 @@ pub fn fakelens_train_throughput(
     };
     let mut optimizer = Optimizer::new(model.params().vars(), &config)?;
     let size = crate::config::INPUT_SIZE;
-    let images = Tensor::randn(0f32, 1.0, (batch_size, 3, size, size), &device)?;
+    let images = Tensor::randn(0f32, 1.0, (batch_size, 3, size, size), device)?;
     let labels: Vec<u32> = (0..batch_size as u32).map(|i| i % 2).collect();
-    let labels = Tensor::new(labels.as_slice(), &device)?;
+    let labels = Tensor::new(labels.as_slice(), device)?;
     let mut step = || -> anyhow::Result<()> {
         let logits = model.forward_t(&images, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
@@ -57,15 +61,17 @@ pub fn fakelens_train_throughput(
     for _ in 0..2 {
         step()?;
     }
+    device.synchronize()?;
     let started = Instant::now();
     for _ in 0..steps {
         step()?;
     }
+    device.synchronize()?;
     Ok((steps * batch_size) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Runs the PyTorch reference and returns its images/s, or why it could not run.
-fn pytorch_train_throughput(args: &BenchArgs) -> anyhow::Result<f64> {
+fn pytorch_train_throughput(args: &BenchArgs, device: &Device) -> anyhow::Result<f64> {
     let threads = rayon::current_num_threads();
     let output = Command::new(&args.python)
         .arg(&args.reference)
@@ -73,6 +79,7 @@ fn pytorch_train_throughput(args: &BenchArgs) -> anyhow::Result<f64> {
         .args(["--batch-size", &args.batch_size.to_string()])
         .args(["--steps", &args.steps.to_string()])
         .args(["--threads", &threads.to_string()])
+        .args(["--device", if device.is_cuda() { "cuda" } else { "cpu" }])
         .output()
         .with_context(|| format!("running {} {}", args.python, args.reference.display()))?;
     if !output.status.success() {
@@ -99,7 +106,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.batch_size,
         args.steps
     );
-    let ours = fakelens_train_throughput(args.model, args.batch_size, args.steps)?;
+    let (device, notice) = crate::device::open(args.device)?;
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
+    if device.is_metal() {
+        anyhow::bail!(
+            "the PyTorch reference runs on the CPU or CUDA only; bench with --device cpu"
+        );
+    }
+    println!("device: {}", crate::device::describe(&device));
+    let ours = fakelens_train_throughput(args.model, args.batch_size, args.steps, &device)?;
     println!(
         "fakelens  train  {ours:>8.2} images/s  ({:.1} ms/step)",
         1000.0 * args.batch_size as f64 / ours
@@ -107,7 +124,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.python == "none" {
         return Ok(());
     }
-    match pytorch_train_throughput(args) {
+    match pytorch_train_throughput(args, &device) {
         Ok(reference) => {
             println!(
                 "pytorch   train  {reference:>8.2} images/s  ({:.1} ms/step)",

@@ -8,28 +8,46 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use fakelens::models::pool::{PoolGeometry, max_pool2d};
+use fakelens::models::pool::{PoolGeometry, max_pool2d, max_pool2d_by_reduction};
+
+type PoolFn = fn(&Tensor, PoolGeometry) -> candle_core::Result<Tensor>;
 
 #[test]
 fn max_pool_forward_and_gradient_match_pytorch() {
+    assert_eq!(check_against_fixture(max_pool2d, |_| true), 4);
+}
+
+/// The pool GPUs use (reshape + max reductions) routes the gradient as PyTorch does too.
+#[test]
+fn reduction_pool_forward_and_gradient_match_pytorch() {
+    let checked = check_against_fixture(max_pool2d_by_reduction, |g| {
+        g.kernel == g.stride && g.padding == 0
+    });
+    assert_eq!(checked, 1);
+}
+
+/// Runs `pool` on every fixture case `wanted` accepts; returns how many it checked.
+fn check_against_fixture(pool: PoolFn, wanted: fn(&PoolGeometry) -> bool) -> usize {
     let cases = common::fixture("pool/expected.json");
+    let mut checked = 0;
     for case in cases.as_array().unwrap() {
         let d = common::usizes(&case["dims"]);
         let (n, c, h, w, kernel, stride, padding) = (d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+        let geometry = PoolGeometry {
+            kernel,
+            stride,
+            padding,
+        };
+        if !wanted(&geometry) {
+            continue;
+        }
+        checked += 1;
         let values: Vec<f64> = (0..n * c * h * w)
             .map(|i| ((i as f64 * 12.9898 + 0.5).sin() * 43758.5453).fract())
             .collect();
         let x = Var::from_tensor(&Tensor::from_vec(values, (n, c, h, w), &Device::Cpu).unwrap())
             .unwrap();
-        let y = max_pool2d(
-            &x,
-            PoolGeometry {
-                kernel,
-                stride,
-                padding,
-            },
-        )
-        .unwrap();
+        let y = pool(&x, geometry).unwrap();
         let shape = common::usizes(&case["out_shape"]);
         assert_eq!(y.dims(), shape.as_slice(), "{d:?}");
         let g: Vec<f64> = (0..y.elem_count())
@@ -55,4 +73,5 @@ fn max_pool_forward_and_gradient_match_pytorch() {
             assert!(err < 1e-9, "{d:?}: {name} differs by {err:e}");
         }
     }
+    checked
 }

@@ -189,18 +189,37 @@ fn pool_backward<T: WithDType>(
     Ok((T::to_cpu_storage_owned(out), Shape::from(xl.dims())))
 }
 
-/// Max-pooling with the fast CPU op. Other devices use Candle's stock pool when it can express
-/// the geometry (no padding); a padded pool there is an error until a GPU kernel exists.
+/// Max-pooling with the fast CPU op. Elsewhere a pool whose kernel equals its stride (and
+/// has no padding) is composed from a reshape and two `max` reductions, so its gradient is
+/// Candle's reduction gradient (the window maximum gets the whole upstream gradient) rather
+/// than Candle's stock pool backward, which scales it by 1/kernel². Other geometries are an
+/// error there until a GPU kernel exists.
 pub fn max_pool2d(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
-        x.contiguous()?.apply_op1(MaxPool2dOp(g))
-    } else if g.padding == 0 {
-        x.max_pool2d_with_stride(g.kernel, g.stride)
-    } else {
+        return x.contiguous()?.apply_op1(MaxPool2dOp(g));
+    }
+    max_pool2d_by_reduction(x, g)
+}
+
+/// The device-independent pool behind [`max_pool2d`] off the CPU (any device, any dtype).
+pub fn max_pool2d_by_reduction(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
+    if g.padding != 0 || g.kernel != g.stride || g.kernel == 0 {
         candle_core::bail!(
-            "padded max-pool is not implemented on {:?} yet",
+            "max-pool with kernel {}, stride {}, padding {} is not implemented on {:?} yet",
+            g.kernel,
+            g.stride,
+            g.padding,
             x.device().location()
         )
     }
+    let (n, c, h, w) = x.dims4()?;
+    let k = g.kernel;
+    let (oh, ow) = (h / k, w / k);
+    x.narrow(2, 0, oh * k)?
+        .narrow(3, 0, ow * k)?
+        .contiguous()?
+        .reshape((n, c, oh, k, ow, k))?
+        .max(5)?
+        .max(3)
 }
