@@ -1,5 +1,7 @@
-//! The im2col + gemm convolution op equals PyTorch's conv2d in forward and in all three
-//! gradients, for several strides and paddings (fixture: tests/fixtures/conv/make.py).
+//! The convolution op equals PyTorch's conv2d in forward and in all three gradients, for
+//! several strides, paddings and channel counts (fixture: tests/fixtures/conv/make.py). On a
+//! processor with AVX-512 the stride-1 cases run the direct kernels and the others im2col +
+//! gemm; `conv_portable.rs` runs every case on the portable paths.
 //! Tolerance: 1e-5 of the largest expected magnitude (float32 against a float64 reference).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,62 +11,15 @@ mod common;
 use candle_core::{Device, Tensor, Var};
 use fakelens::models::conv::{ConvGeometry, conv2d};
 
-fn formula(count: usize, a: f64, b: f64, scale: f64) -> Vec<f32> {
-    (0..count)
-        .map(|i| (scale * (a * i as f64 + b).sin()) as f32)
-        .collect()
-}
-
 #[test]
 fn conv_forward_and_gradients_match_pytorch() {
-    let cases = common::fixture("conv/expected.json");
-    for case in cases.as_array().unwrap() {
-        let d = common::usizes(&case["dims"]);
-        let (n, c_in, h, w, c_out, k, stride, pad) =
-            (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
-        let dev = Device::Cpu;
-        let x = Var::from_vec(
-            formula(n * c_in * h * w, 0.31, 0.2, 1.0),
-            (n, c_in, h, w),
-            &dev,
-        )
-        .unwrap();
-        let wt = Var::from_vec(
-            formula(c_out * c_in * k * k, 0.17, 1.1, 0.5),
-            (c_out, c_in, k, k),
-            &dev,
-        )
-        .unwrap();
-        let b = Var::from_vec(formula(c_out, 0.9, 0.4, 0.1), c_out, &dev).unwrap();
-        let y = conv2d(
-            &x,
-            &wt,
-            &b,
-            ConvGeometry {
-                stride,
-                padding: pad,
-            },
-        )
-        .unwrap();
-        let out_shape = common::usizes(&case["out_shape"]);
-        assert_eq!(y.dims(), out_shape.as_slice(), "case {d:?}");
-        let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7, 1.0), y.shape(), &dev).unwrap();
-        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let checks = [
-            ("y", flat(&y), "y"),
-            ("grad_x", flat(grads.get(&x).unwrap()), "grad_x"),
-            ("grad_w", flat(grads.get(&wt).unwrap()), "grad_w"),
-            ("grad_b", flat(grads.get(&b).unwrap()), "grad_b"),
-        ];
-        for (name, got, key) in checks {
-            let err = common::relative_max_error(&got, &common::floats(&case[key]));
-            assert!(
-                err < 1e-5,
-                "case {d:?}: {name} differs from PyTorch by {err:e}"
-            );
-        }
-    }
+    common::conv::check_op();
+}
+
+/// The direct stride-1 kernels as this machine runs them (AVX-512 where present).
+#[test]
+fn direct_kernels_match_pytorch() {
+    assert_eq!(common::conv::check_direct_kernels(), 5);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Te
 use rayon::prelude::*;
 
 use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use super::direct_conv::{self, DirectDims};
 use super::gemm::{MatRef, matmul};
 
 /// Stride and zero padding of a square-kernel convolution.
@@ -58,6 +59,20 @@ impl Dims {
             ow: (wd + 2 * g.padding - k) / g.stride + 1,
             stride: g.stride,
             pad: g.padding,
+        })
+    }
+    /// The direct kernels' view of this convolution, when they can run it (stride 1, f32,
+    /// AVX-512 present).
+    fn direct(&self, storage: &CpuStorage) -> Option<DirectDims> {
+        let f32_storage = matches!(storage, CpuStorage::F32(_));
+        (f32_storage && self.stride == 1 && direct_conv::available()).then_some(DirectDims {
+            n: self.n,
+            c_in: self.c_in,
+            h: self.h,
+            w: self.w,
+            c_out: self.c_out,
+            k: self.k,
+            pad: self.pad,
         })
     }
     fn in_plane(&self) -> usize {
@@ -181,6 +196,16 @@ impl CustomOp3 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(xl.dims(), wl.dims(), self.0)?;
         let relu = self.1 == Activation::Relu;
+        if let Some(dd) = d.direct(xs) {
+            let (x, w, b) = (
+                contiguous::<f32>(xs, xl)?,
+                contiguous::<f32>(ws, wl)?,
+                contiguous::<f32>(bs, bl)?,
+            );
+            check_bias(b.len(), &d)?;
+            let y = direct_conv::forward(x, w, b, &dd, relu);
+            return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
+        }
         dispatch_float!(xs, "conv2d", conv_forward(&d, relu, xs, xl, ws, wl, bs, bl))
     }
 
@@ -232,6 +257,11 @@ impl CustomOp2 for ConvGradInput {
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(&self.1, wl.dims(), self.0)?;
+        if let Some(dd) = d.direct(gs) {
+            let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
+            let dx = direct_conv::grad_input(g, w, &dd);
+            return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
+        }
         dispatch_float!(gs, "conv2d", conv_grad_input(&d, gs, gl, ws, wl))
     }
 }
@@ -252,8 +282,23 @@ impl CustomOp2 for ConvGradWeight {
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(xl.dims(), &self.1, self.0)?;
+        if let Some(dd) = d.direct(xs) {
+            let (x, g) = (contiguous::<f32>(xs, xl)?, contiguous::<f32>(gs, gl)?);
+            let dw = direct_conv::grad_weight(x, g, &dd);
+            return Ok((
+                CpuStorage::F32(dw),
+                Shape::from((d.c_out, d.c_in, d.k, d.k)),
+            ));
+        }
         dispatch_float!(xs, "conv2d", conv_grad_weight(&d, xs, xl, gs, gl))
     }
+}
+
+fn check_bias(len: usize, d: &Dims) -> candle_core::Result<()> {
+    if len != d.c_out {
+        candle_core::bail!("conv2d bias has {len} values for {} channels", d.c_out)
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,13 +317,7 @@ fn conv_forward<T: CpuFloat>(
         contiguous::<T>(ws, wl)?,
         contiguous::<T>(bs, bl)?,
     );
-    if b.len() != d.c_out {
-        candle_core::bail!(
-            "conv2d bias has {} values for {} channels",
-            b.len(),
-            d.c_out
-        )
-    }
+    check_bias(b.len(), d)?;
     let ohw = d.out_hw();
     let zero = T::from_f64(0.0);
     let mut out = vec![zero; d.n * d.c_out * ohw];

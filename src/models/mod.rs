@@ -3,7 +3,9 @@
 
 pub mod conv;
 pub mod cpu_float;
+pub mod direct_conv;
 pub mod gemm;
+pub mod kernels;
 pub mod params;
 pub mod pool;
 pub mod simplenet;

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
+pub mod conv;
+
 use std::path::{Path, PathBuf};
 
 /// The shared real dataset, if present (CI has it; a missing folder skips with a notice).

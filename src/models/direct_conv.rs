@@ -1,0 +1,222 @@
+//! Direct stride-1 convolution kernels for f32 on x86-64 with AVX-512: forward, input
+//! gradient and weight gradient, without im2col. Few-channel convolutions (SimpleNet's 3→6,
+//! 6→16, 16→24) give a gemm a 6-to-24-wide operand that no microkernel fills; these kernels
+//! vectorise over pixels instead and keep every FMA useful.
+//!
+//! Each image plane is flattened at its padded width `wp`, so a kernel tap `(ky, kx)` is one
+//! constant offset `ky·wp + kx` into the plane and a whole convolution is a 1-D correlation
+//! with `k²` offsets ("wide" output rows of `wp` columns whose last `k − 1` are discarded).
+//! The input gradient is the same correlation of the zero-bordered output gradient with the
+//! flipped kernel; the weight gradient is a dot product per (output channel, input channel,
+//! tap) over the wide output gradient, whose discarded columns are zero.
+
+use rayon::prelude::*;
+
+use super::kernels::{FlatPlanes, correlate, correlate_dw};
+
+/// The sizes of one stride-1 convolution (NCHW input, OIHW weight).
+#[derive(Clone, Copy, Debug)]
+pub struct DirectDims {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub pad: usize,
+}
+
+impl DirectDims {
+    fn hp(&self) -> usize {
+        self.h + 2 * self.pad
+    }
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+    pub fn oh(&self) -> usize {
+        self.hp() + 1 - self.k
+    }
+    pub fn ow(&self) -> usize {
+        self.wp() + 1 - self.k
+    }
+    fn taps(&self) -> usize {
+        self.k * self.k
+    }
+    /// Offset of the last tap, `(k−1)·wp + k−1`.
+    fn max_offset(&self) -> usize {
+        (self.k - 1) * self.wp() + self.k - 1
+    }
+    /// Tap offsets into a plane flattened at the padded width, in `(ky, kx)` order.
+    fn offsets(&self) -> Vec<usize> {
+        (0..self.k)
+            .flat_map(|ky| (0..self.k).map(move |kx| ky * self.wp() + kx))
+            .collect()
+    }
+    /// Length of the wide output plane (`oh` rows of `wp`), rounded up to whole blocks.
+    fn wide_len(&self) -> usize {
+        (self.oh() * self.wp()).next_multiple_of(super::kernels::BLOCK)
+    }
+}
+
+/// Whether the direct kernels run on this machine.
+pub fn available() -> bool {
+    super::kernels::available()
+}
+
+/// Copies image `x` (c_in × h × w) into zero-padded planes of `stride` values each, laid out
+/// at the padded width.
+fn pad_image(x: &[f32], d: &DirectDims, stride: usize) -> Vec<f32> {
+    let mut planes = vec![0.0; d.c_in * stride];
+    for c in 0..d.c_in {
+        for y in 0..d.h {
+            let src = &x[(c * d.h + y) * d.w..(c * d.h + y + 1) * d.w];
+            let start = c * stride + (y + d.pad) * d.wp() + d.pad;
+            planes[start..start + d.w].copy_from_slice(src);
+        }
+    }
+    planes
+}
+
+/// Weights regrouped for the kernels: output channels in blocks of `OUT_BLOCK`, each block
+/// `[c_in][tap][lane]` with the block's channels in the lanes. `flip` reverses the taps and
+/// swaps the roles of input and output channels (the input gradient's kernel).
+fn block_weights(w: &[f32], d: &DirectDims, flip: bool) -> (Vec<f32>, usize, usize) {
+    let (outs, ins) = if flip {
+        (d.c_in, d.c_out)
+    } else {
+        (d.c_out, d.c_in)
+    };
+    let taps = d.taps();
+    let block = super::kernels::OUT_BLOCK;
+    let blocks = outs.div_ceil(block);
+    let mut out = vec![0.0; blocks * ins * taps * block];
+    for o in 0..outs {
+        for i in 0..ins {
+            for t in 0..taps {
+                let (co, ci, tap) = if flip {
+                    (i, o, taps - 1 - t)
+                } else {
+                    (o, i, t)
+                };
+                let value = w[(co * d.c_in + ci) * taps + tap];
+                out[(((o / block) * ins + i) * taps + t) * block + o % block] = value;
+            }
+        }
+    }
+    (out, outs, ins)
+}
+
+/// `y = act(conv(x, w) + b)` for a batch; `relu` clamps at zero.
+pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> Vec<f32> {
+    let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+    let plen = d.wide_len();
+    let stride = plen + d.max_offset() + super::kernels::BLOCK;
+    let offsets = d.offsets();
+    let (wt, outs, ins) = block_weights(w, d, false);
+    let mut y = vec![0.0; d.n * d.c_out * oh * ow];
+    y.par_chunks_mut(d.c_out * oh * ow)
+        .zip(x.par_chunks(d.c_in * d.h * d.w))
+        .for_each(|(y, x)| {
+            let input = pad_image(x, d, stride);
+            let mut wide = vec![0.0; outs * plen];
+            correlate(
+                FlatPlanes::new(&input, ins, stride),
+                &offsets,
+                &wt,
+                &mut wide,
+                outs,
+                plen,
+            );
+            for (c, (plane, &bias)) in y.chunks_mut(oh * ow).zip(b).enumerate() {
+                for oy in 0..oh {
+                    let src = &wide[c * plen + oy * wp..c * plen + oy * wp + ow];
+                    for (v, &s) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(src) {
+                        let z = s + bias;
+                        *v = if relu && z < 0.0 { 0.0 } else { z };
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// The output gradient `gy` (c_out × oh × ow) as wide planes of `stride` values, each with
+/// `lead` zeros in front and zeros in the discarded columns.
+fn wide_gradient(gy: &[f32], d: &DirectDims, stride: usize, lead: usize) -> Vec<f32> {
+    let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+    // Whole blocks of planes: the weight-gradient kernel reads OUT_BLOCK at a time.
+    let planes_count = d.c_out.next_multiple_of(super::kernels::OUT_BLOCK);
+    let mut planes = vec![0.0; planes_count * stride];
+    for c in 0..d.c_out {
+        for oy in 0..oh {
+            let start = c * stride + lead + oy * wp;
+            planes[start..start + ow].copy_from_slice(&gy[(c * oh + oy) * ow..][..ow]);
+        }
+    }
+    planes
+}
+
+/// `dL/dx` for a batch, from the output gradient `gy` (n × c_out × oh × ow).
+pub fn grad_input(gy: &[f32], w: &[f32], d: &DirectDims) -> Vec<f32> {
+    let (hp, wp) = (d.hp(), d.wp());
+    let lead = d.max_offset();
+    let plen = (hp * wp).next_multiple_of(super::kernels::BLOCK);
+    let stride = plen + lead + super::kernels::BLOCK;
+    // dx_padded[q] = Σ w[t] · gy_wide[q − off(t)] = Σ w[flip(t)] · gy_lead[q + off(t)].
+    let offsets = d.offsets();
+    let (wt, outs, ins) = block_weights(w, d, true);
+    let mut dx = vec![0.0; d.n * d.c_in * d.h * d.w];
+    dx.par_chunks_mut(d.c_in * d.h * d.w)
+        .zip(gy.par_chunks(d.c_out * d.oh() * d.ow()))
+        .for_each(|(dx, gy)| {
+            let grad = wide_gradient(gy, d, stride, lead);
+            let mut padded = vec![0.0; outs * plen];
+            correlate(
+                FlatPlanes::new(&grad, ins, stride),
+                &offsets,
+                &wt,
+                &mut padded,
+                outs,
+                plen,
+            );
+            for c in 0..d.c_in {
+                for y in 0..d.h {
+                    let src = c * plen + (y + d.pad) * wp + d.pad;
+                    dx[(c * d.h + y) * d.w..][..d.w].copy_from_slice(&padded[src..src + d.w]);
+                }
+            }
+        });
+    dx
+}
+
+/// `dL/dw` (c_out × c_in × k × k) for a batch: per-image partial sums, then their total.
+pub fn grad_weight(x: &[f32], gy: &[f32], d: &DirectDims) -> Vec<f32> {
+    let plen = d.wide_len();
+    let stride = plen + d.max_offset() + super::kernels::BLOCK;
+    let offsets = d.offsets();
+    let len = d.c_out * d.c_in * d.taps();
+    x.par_chunks(d.c_in * d.h * d.w)
+        .zip(gy.par_chunks(d.c_out * d.oh() * d.ow()))
+        .fold(
+            || vec![0.0f32; len],
+            |mut dw, (x, gy)| {
+                let input = pad_image(x, d, stride);
+                let grad = wide_gradient(gy, d, plen, 0);
+                correlate_dw(
+                    FlatPlanes::new(&input, d.c_in, stride),
+                    FlatPlanes::new(&grad, d.c_out, plen),
+                    &offsets,
+                    plen,
+                    &mut dw,
+                );
+                dw
+            },
+        )
+        .reduce(
+            || vec![0.0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+                a
+            },
+        )
+}

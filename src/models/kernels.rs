@@ -1,0 +1,296 @@
+//! The inner loops of the direct convolution (`direct_conv.rs`): a multi-channel 1-D
+//! correlation with constant offsets, and its weight-gradient dot products. AVX-512 versions
+//! run when the processor has AVX-512F (checked once, at run time); portable loops otherwise.
+//! The safe entry points check every length the loops rely on before any unchecked access.
+
+use std::sync::OnceLock;
+
+/// Pixels per register block: four 16-lane vectors.
+pub const BLOCK: usize = 64;
+/// Output channels computed together (6 × 4 accumulators fill 24 of 32 vector registers).
+pub const OUT_BLOCK: usize = 6;
+/// Taps whose weight gradients are accumulated together.
+const TAP_BLOCK: usize = 4;
+/// Pixels of the weight-gradient sweep kept hot in cache at a time.
+const CHUNK: usize = 4096;
+
+/// Set (to anything but `0`) to run the portable code paths on any processor: the im2col
+/// convolution and these kernels' plain loops (for tests and comparisons).
+pub const PORTABLE_ENV: &str = "FAKELENS_PORTABLE_KERNELS";
+
+/// Whether the AVX-512 kernels run here (read once per process).
+pub fn available() -> bool {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    *AVX512.get_or_init(|| {
+        if std::env::var_os(PORTABLE_ENV).is_some_and(|v| v != "0") {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// `count` planes of `stride` values each, stored back to back.
+#[derive(Clone, Copy)]
+pub struct FlatPlanes<'a> {
+    data: &'a [f32],
+    count: usize,
+    stride: usize,
+}
+
+impl<'a> FlatPlanes<'a> {
+    pub fn new(data: &'a [f32], count: usize, stride: usize) -> FlatPlanes<'a> {
+        FlatPlanes {
+            data,
+            count,
+            stride,
+        }
+    }
+    fn holds(&self, count: usize) -> bool {
+        self.count >= count && self.data.len() >= count * self.stride
+    }
+}
+
+/// `out[o][p] = Σᵢ Σₜ w[o][i][t] · input[i][p + offsets[t]]` for `p < plen`, where `w` is in
+/// `OUT_BLOCK` blocks (`[block][i][t][lane]`, zero in unused lanes) and `out` holds `outs`
+/// planes of `plen`. Does nothing if a length does not fit (the callers size everything).
+pub fn correlate(
+    input: FlatPlanes<'_>,
+    offsets: &[usize],
+    w: &[f32],
+    out: &mut [f32],
+    outs: usize,
+    plen: usize,
+) {
+    let ins = input.count;
+    let taps = offsets.len();
+    let max_offset = offsets.iter().copied().max().unwrap_or(0);
+    let blocks = outs.div_ceil(OUT_BLOCK);
+    let fits = plen.is_multiple_of(BLOCK)
+        && input.stride >= plen + max_offset
+        && input.holds(ins)
+        && w.len() >= blocks * ins * taps * OUT_BLOCK
+        && out.len() >= outs * plen;
+    if !fits {
+        debug_assert!(fits, "correlate: lengths do not fit");
+        return;
+    }
+    for block in 0..blocks {
+        let first = block * OUT_BLOCK;
+        let valid = OUT_BLOCK.min(outs - first);
+        let w = &w[block * ins * taps * OUT_BLOCK..(block + 1) * ins * taps * OUT_BLOCK];
+        let out = &mut out[first * plen..(first + valid) * plen];
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: AVX-512F is present (checked above). `fits` bounds every access: reads
+            // of `input` end before (ins−1)·stride + plen + max_offset ≤ ins·stride ≤ len;
+            // `w` holds ins·taps·OUT_BLOCK values; `out` holds `valid` planes of `plen`.
+            unsafe { avx512::correlate_block(input, offsets, w, out, valid, plen) };
+            continue;
+        }
+        for o in 0..valid {
+            for p in 0..plen {
+                let mut sum = 0.0;
+                for i in 0..ins {
+                    let plane = &input.data[i * input.stride..];
+                    for (t, &off) in offsets.iter().enumerate() {
+                        sum += w[(i * taps + t) * OUT_BLOCK + o] * plane[p + off];
+                    }
+                }
+                out[o * plen + p] = sum;
+            }
+        }
+    }
+}
+
+/// `dw[o][i][t] += Σₚ grad[o][p] · input[i][p + offsets[t]]` for `p < plen`. `grad` must hold
+/// its channel count rounded up to `OUT_BLOCK` planes (the extra ones zero).
+pub fn correlate_dw(
+    input: FlatPlanes<'_>,
+    grad: FlatPlanes<'_>,
+    offsets: &[usize],
+    plen: usize,
+    dw: &mut [f32],
+) {
+    let (ins, outs, taps) = (input.count, grad.count, offsets.len());
+    let max_offset = offsets.iter().copied().max().unwrap_or(0);
+    let blocks = outs.div_ceil(OUT_BLOCK);
+    let fits = plen.is_multiple_of(BLOCK)
+        && input.stride >= plen + max_offset
+        && input.holds(ins)
+        && grad.stride >= plen
+        && grad.data.len() >= blocks * OUT_BLOCK * grad.stride
+        && dw.len() >= outs * ins * taps;
+    if !fits {
+        debug_assert!(fits, "correlate_dw: lengths do not fit");
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        let tap_blocks = taps.div_ceil(TAP_BLOCK);
+        // Per (out block, input, tap block): OUT_BLOCK × TAP_BLOCK × 16 lanes.
+        let lanes = OUT_BLOCK * TAP_BLOCK * 16;
+        let mut acc = vec![0.0f32; blocks * ins * tap_blocks * lanes];
+        for start in (0..plen).step_by(CHUNK) {
+            let end = (start + CHUNK).min(plen);
+            for block in 0..blocks {
+                for i in 0..ins {
+                    for tb in 0..tap_blocks {
+                        let mut offs = [0usize; TAP_BLOCK];
+                        for (j, off) in offs.iter_mut().enumerate() {
+                            *off = offsets[(tb * TAP_BLOCK + j).min(taps - 1)];
+                        }
+                        let at = ((block * ins + i) * tap_blocks + tb) * lanes;
+                        // SAFETY: AVX-512F is present. `fits` bounds the reads: input plane
+                        // `i` is read below i·stride + plen + max_offset, grad planes
+                        // block·OUT_BLOCK.. +OUT_BLOCK below their stride ≥ plen; `acc` has
+                        // `lanes` values at `at`; start < end ≤ plen, both multiples of 16.
+                        unsafe {
+                            avx512::dw_block(
+                                &input.data[i * input.stride..(i + 1) * input.stride],
+                                &grad.data[block * OUT_BLOCK * grad.stride..],
+                                grad.stride,
+                                &offs,
+                                start..end,
+                                &mut acc[at..at + lanes],
+                            )
+                        };
+                    }
+                }
+            }
+        }
+        for o in 0..outs {
+            let (block, lane_o) = (o / OUT_BLOCK, o % OUT_BLOCK);
+            for i in 0..ins {
+                for t in 0..taps {
+                    let (tb, lane_t) = (t / TAP_BLOCK, t % TAP_BLOCK);
+                    let at = ((block * ins + i) * tap_blocks + tb) * lanes
+                        + (lane_o * TAP_BLOCK + lane_t) * 16;
+                    dw[(o * ins + i) * taps + t] += acc[at..at + 16].iter().sum::<f32>();
+                }
+            }
+        }
+        return;
+    }
+    for o in 0..outs {
+        let g = &grad.data[o * grad.stride..o * grad.stride + plen];
+        for i in 0..ins {
+            let plane = &input.data[i * input.stride..];
+            for (t, &off) in offsets.iter().enumerate() {
+                let sum: f32 = g
+                    .iter()
+                    .zip(&plane[off..off + plen])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                dw[(o * ins + i) * taps + t] += sum;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, FlatPlanes, OUT_BLOCK, TAP_BLOCK};
+
+    const VECTORS: usize = BLOCK / 16;
+
+    /// One block of `OUT_BLOCK` output channels (the first `valid` stored).
+    ///
+    /// # Safety
+    /// AVX-512F must be present, and the lengths must satisfy `correlate`'s `fits`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn correlate_block(
+        input: FlatPlanes<'_>,
+        offsets: &[usize],
+        w: &[f32],
+        out: &mut [f32],
+        valid: usize,
+        plen: usize,
+    ) {
+        let src = input.data.as_ptr();
+        let w = w.as_ptr();
+        let dst = out.as_mut_ptr();
+        // SAFETY: the caller guarantees the bounds stated on `correlate`.
+        unsafe {
+            for p in (0..plen).step_by(BLOCK) {
+                let mut acc = [[_mm512_setzero_ps(); VECTORS]; OUT_BLOCK];
+                let mut wp = w;
+                for i in 0..input.count {
+                    let plane = src.add(i * input.stride + p);
+                    for &off in offsets {
+                        let at = plane.add(off);
+                        let mut xs = [_mm512_setzero_ps(); VECTORS];
+                        for (v, x) in xs.iter_mut().enumerate() {
+                            *x = _mm512_loadu_ps(at.add(16 * v));
+                        }
+                        for (o, row) in acc.iter_mut().enumerate() {
+                            let wv = _mm512_set1_ps(*wp.add(o));
+                            for (a, x) in row.iter_mut().zip(&xs) {
+                                *a = _mm512_fmadd_ps(wv, *x, *a);
+                            }
+                        }
+                        wp = wp.add(OUT_BLOCK);
+                    }
+                }
+                for (o, row) in acc.iter().enumerate().take(valid) {
+                    for (v, a) in row.iter().enumerate() {
+                        _mm512_storeu_ps(dst.add(o * plen + p + 16 * v), *a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `Σₚ grad[o][p] · plane[p + offs[t]]` over `range`, lane-wise, to `acc`
+    /// (`[o][t][16]`).
+    ///
+    /// # Safety
+    /// AVX-512F must be present; `plane` must hold `range.end + max(offs)` values, `grad`
+    /// `(OUT_BLOCK − 1)·stride + range.end`, and `acc` `OUT_BLOCK·TAP_BLOCK·16`; the range
+    /// bounds must be multiples of 16.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dw_block(
+        plane: &[f32],
+        grad: &[f32],
+        stride: usize,
+        offs: &[usize; TAP_BLOCK],
+        range: std::ops::Range<usize>,
+        acc: &mut [f32],
+    ) {
+        let (x, g, a) = (plane.as_ptr(), grad.as_ptr(), acc.as_mut_ptr());
+        // SAFETY: the caller guarantees the bounds above.
+        unsafe {
+            let mut sums = [[_mm512_setzero_ps(); TAP_BLOCK]; OUT_BLOCK];
+            for (o, row) in sums.iter_mut().enumerate() {
+                for (t, s) in row.iter_mut().enumerate() {
+                    *s = _mm512_loadu_ps(a.add((o * TAP_BLOCK + t) * 16));
+                }
+            }
+            for p in range.step_by(16) {
+                let mut gs = [_mm512_setzero_ps(); OUT_BLOCK];
+                for (o, gv) in gs.iter_mut().enumerate() {
+                    *gv = _mm512_loadu_ps(g.add(o * stride + p));
+                }
+                for t in 0..TAP_BLOCK {
+                    let xv = _mm512_loadu_ps(x.add(p + offs[t]));
+                    for (row, gv) in sums.iter_mut().zip(&gs) {
+                        row[t] = _mm512_fmadd_ps(*gv, xv, row[t]);
+                    }
+                }
+            }
+            for (o, row) in sums.iter().enumerate() {
+                for (t, s) in row.iter().enumerate() {
+                    _mm512_storeu_ps(a.add((o * TAP_BLOCK + t) * 16), *s);
+                }
+            }
+        }
+    }
+}
