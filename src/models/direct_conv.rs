@@ -30,7 +30,7 @@ impl DirectDims {
     fn hp(&self) -> usize {
         self.h + 2 * self.pad
     }
-    fn wp(&self) -> usize {
+    pub fn wp(&self) -> usize {
         self.w + 2 * self.pad
     }
     pub fn oh(&self) -> usize {
@@ -109,14 +109,42 @@ fn block_weights(w: &[f32], d: &DirectDims, flip: bool) -> (Vec<f32>, usize, usi
 /// `y = act(conv(x, w) + b)` for a batch; `relu` clamps at zero.
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> Vec<f32> {
     let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+    let mut y = vec![0.0; d.n * d.c_out * oh * ow];
+    forward_with(x, w, d, &mut y, d.c_out * oh * ow, &|y, wide, plen| {
+        for (c, (plane, &bias)) in y.chunks_mut(oh * ow).zip(b).enumerate() {
+            for oy in 0..oh {
+                let src = &wide[c * plen + oy * wp..c * plen + oy * wp + ow];
+                for (v, &s) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(src) {
+                    let z = s + bias;
+                    *v = if relu && z < 0.0 { 0.0 } else { z };
+                }
+            }
+        }
+    });
+    y
+}
+
+/// Turns one image's wide conv output (`planes`, plane length) into its part of the result.
+pub type Epilogue<'a, T> = dyn Fn(&mut [T], &[f32], usize) + Sync + 'a;
+
+/// Runs the convolution (no bias) image by image and hands each image's wide output planes
+/// (`c_out` planes of `plen`, row `oy` starting at `oy·wp`) to `epilogue` together with that
+/// image's `per_image` values of `out`.
+pub fn forward_with<T: Send>(
+    x: &[f32],
+    w: &[f32],
+    d: &DirectDims,
+    out: &mut [T],
+    per_image: usize,
+    epilogue: &Epilogue<'_, T>,
+) {
     let plen = d.wide_len();
     let stride = plen + d.max_offset() + super::kernels::BLOCK;
     let offsets = d.offsets();
     let (wt, outs, ins) = block_weights(w, d, false);
-    let mut y = vec![0.0; d.n * d.c_out * oh * ow];
-    y.par_chunks_mut(d.c_out * oh * ow)
+    out.par_chunks_mut(per_image.max(1))
         .zip(x.par_chunks(d.c_in * d.h * d.w))
-        .for_each(|(y, x)| {
+        .for_each(|(out, x)| {
             let input = pad_image(x, d, stride);
             let mut wide = vec![0.0; outs * plen];
             correlate(
@@ -127,37 +155,53 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> V
                 outs,
                 plen,
             );
-            for (c, (plane, &bias)) in y.chunks_mut(oh * ow).zip(b).enumerate() {
-                for oy in 0..oh {
-                    let src = &wide[c * plen + oy * wp..c * plen + oy * wp + ow];
-                    for (v, &s) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(src) {
-                        let z = s + bias;
-                        *v = if relu && z < 0.0 { 0.0 } else { z };
-                    }
-                }
-            }
+            epilogue(out, &wide, plen);
         });
-    y
 }
 
-/// The output gradient `gy` (c_out × oh × ow) as wide planes of `stride` values, each with
-/// `lead` zeros in front and zeros in the discarded columns.
-fn wide_gradient(gy: &[f32], d: &DirectDims, stride: usize, lead: usize) -> Vec<f32> {
-    let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
-    // Whole blocks of planes: the weight-gradient kernel reads OUT_BLOCK at a time.
-    let planes_count = d.c_out.next_multiple_of(super::kernels::OUT_BLOCK);
-    let mut planes = vec![0.0; planes_count * stride];
-    for c in 0..d.c_out {
-        for oy in 0..oh {
-            let start = c * stride + lead + oy * wp;
-            planes[start..start + ow].copy_from_slice(&gy[(c * oh + oy) * ow..][..ow]);
+/// Writes image `n`'s output gradient into zeroed wide planes: `(n, planes, stride, lead)`,
+/// plane `c` starting at `c·stride`, row `oy` at `lead + oy·wp`.
+pub type WideGradient<'a> = dyn Fn(usize, &mut [f32], usize, usize) + Sync + 'a;
+
+/// The compact output gradient `gy` (n × c_out × oh × ow) as a [`WideGradient`].
+fn compact_gradient<'a>(
+    gy: &'a [f32],
+    d: &'a DirectDims,
+) -> impl Fn(usize, &mut [f32], usize, usize) + Sync + 'a {
+    move |n, planes, stride, lead| {
+        let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+        let gy = &gy[n * d.c_out * oh * ow..(n + 1) * d.c_out * oh * ow];
+        for c in 0..d.c_out {
+            for oy in 0..oh {
+                let start = c * stride + lead + oy * wp;
+                planes[start..start + ow].copy_from_slice(&gy[(c * oh + oy) * ow..][..ow]);
+            }
         }
     }
+}
+
+/// Zeroed gradient planes for `builder` (whole blocks: the weight-gradient kernel reads
+/// OUT_BLOCK planes at a time), filled for image `n`.
+fn wide_gradient(
+    builder: &WideGradient<'_>,
+    n: usize,
+    d: &DirectDims,
+    stride: usize,
+    lead: usize,
+) -> Vec<f32> {
+    let planes_count = d.c_out.next_multiple_of(super::kernels::OUT_BLOCK);
+    let mut planes = vec![0.0; planes_count * stride];
+    builder(n, &mut planes, stride, lead);
     planes
 }
 
 /// `dL/dx` for a batch, from the output gradient `gy` (n × c_out × oh × ow).
 pub fn grad_input(gy: &[f32], w: &[f32], d: &DirectDims) -> Vec<f32> {
+    grad_input_with(&compact_gradient(gy, d), w, d)
+}
+
+/// `dL/dx` for a batch, from an output gradient written by `builder`.
+pub fn grad_input_with(builder: &WideGradient<'_>, w: &[f32], d: &DirectDims) -> Vec<f32> {
     let (hp, wp) = (d.hp(), d.wp());
     let lead = d.max_offset();
     let plen = (hp * wp).next_multiple_of(super::kernels::BLOCK);
@@ -167,9 +211,9 @@ pub fn grad_input(gy: &[f32], w: &[f32], d: &DirectDims) -> Vec<f32> {
     let (wt, outs, ins) = block_weights(w, d, true);
     let mut dx = vec![0.0; d.n * d.c_in * d.h * d.w];
     dx.par_chunks_mut(d.c_in * d.h * d.w)
-        .zip(gy.par_chunks(d.c_out * d.oh() * d.ow()))
-        .for_each(|(dx, gy)| {
-            let grad = wide_gradient(gy, d, stride, lead);
+        .enumerate()
+        .for_each(|(n, dx)| {
+            let grad = wide_gradient(builder, n, d, stride, lead);
             let mut padded = vec![0.0; outs * plen];
             correlate(
                 FlatPlanes::new(&grad, ins, stride),
@@ -191,17 +235,22 @@ pub fn grad_input(gy: &[f32], w: &[f32], d: &DirectDims) -> Vec<f32> {
 
 /// `dL/dw` (c_out × c_in × k × k) for a batch: per-image partial sums, then their total.
 pub fn grad_weight(x: &[f32], gy: &[f32], d: &DirectDims) -> Vec<f32> {
+    grad_weight_with(x, &compact_gradient(gy, d), d)
+}
+
+/// `dL/dw` for a batch, from an output gradient written by `builder`.
+pub fn grad_weight_with(x: &[f32], builder: &WideGradient<'_>, d: &DirectDims) -> Vec<f32> {
     let plen = d.wide_len();
     let stride = plen + d.max_offset() + super::kernels::BLOCK;
     let offsets = d.offsets();
     let len = d.c_out * d.c_in * d.taps();
     x.par_chunks(d.c_in * d.h * d.w)
-        .zip(gy.par_chunks(d.c_out * d.oh() * d.ow()))
+        .enumerate()
         .fold(
             || vec![0.0f32; len],
-            |mut dw, (x, gy)| {
+            |mut dw, (n, x)| {
                 let input = pad_image(x, d, stride);
-                let grad = wide_gradient(gy, d, plen, 0);
+                let grad = wide_gradient(builder, n, d, plen, 0);
                 correlate_dw(
                     FlatPlanes::new(&input, d.c_in, stride),
                     FlatPlanes::new(&grad, d.c_out, plen),

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 pub const BLOCK: usize = 64;
 /// Output channels computed together (6 × 4 accumulators fill 24 of 32 vector registers).
 pub const OUT_BLOCK: usize = 6;
-/// Taps whose weight gradients are accumulated together.
-const TAP_BLOCK: usize = 4;
+/// Taps whose weight gradients are accumulated together (6 × 3 accumulators, 6 gradient
+/// vectors and one input vector: 25 of 32 registers, so nothing spills).
+const TAP_BLOCK: usize = 3;
 /// Pixels of the weight-gradient sweep kept hot in cache at a time.
 const CHUNK: usize = 4096;
 
@@ -200,7 +201,10 @@ mod avx512 {
 
     use super::{BLOCK, FlatPlanes, OUT_BLOCK, TAP_BLOCK};
 
-    const VECTORS: usize = BLOCK / 16;
+    // The kernels below index their accumulator arrays with constants only (the macros
+    // unroll every loop over channels, vectors and taps), so that the compiler keeps them in
+    // registers instead of spilling them to the stack on every iteration.
+    const _: () = assert!(BLOCK == 64 && OUT_BLOCK == 6 && TAP_BLOCK == 3);
 
     /// One block of `OUT_BLOCK` output channels (the first `valid` stored).
     ///
@@ -221,29 +225,40 @@ mod avx512 {
         // SAFETY: the caller guarantees the bounds stated on `correlate`.
         unsafe {
             for p in (0..plen).step_by(BLOCK) {
-                let mut acc = [[_mm512_setzero_ps(); VECTORS]; OUT_BLOCK];
+                let mut acc = [_mm512_setzero_ps(); 24];
                 let mut wp = w;
                 for i in 0..input.count {
                     let plane = src.add(i * input.stride + p);
                     for &off in offsets {
                         let at = plane.add(off);
-                        let mut xs = [_mm512_setzero_ps(); VECTORS];
-                        for (v, x) in xs.iter_mut().enumerate() {
-                            *x = _mm512_loadu_ps(at.add(16 * v));
+                        let x0 = _mm512_loadu_ps(at);
+                        let x1 = _mm512_loadu_ps(at.add(16));
+                        let x2 = _mm512_loadu_ps(at.add(32));
+                        let x3 = _mm512_loadu_ps(at.add(48));
+                        macro_rules! channel {
+                            ($o:literal) => {
+                                let wv = _mm512_set1_ps(*wp.add($o));
+                                acc[4 * $o] = _mm512_fmadd_ps(wv, x0, acc[4 * $o]);
+                                acc[4 * $o + 1] = _mm512_fmadd_ps(wv, x1, acc[4 * $o + 1]);
+                                acc[4 * $o + 2] = _mm512_fmadd_ps(wv, x2, acc[4 * $o + 2]);
+                                acc[4 * $o + 3] = _mm512_fmadd_ps(wv, x3, acc[4 * $o + 3]);
+                            };
                         }
-                        for (o, row) in acc.iter_mut().enumerate() {
-                            let wv = _mm512_set1_ps(*wp.add(o));
-                            for (a, x) in row.iter_mut().zip(&xs) {
-                                *a = _mm512_fmadd_ps(wv, *x, *a);
-                            }
-                        }
+                        channel!(0);
+                        channel!(1);
+                        channel!(2);
+                        channel!(3);
+                        channel!(4);
+                        channel!(5);
                         wp = wp.add(OUT_BLOCK);
                     }
                 }
-                for (o, row) in acc.iter().enumerate().take(valid) {
-                    for (v, a) in row.iter().enumerate() {
-                        _mm512_storeu_ps(dst.add(o * plen + p + 16 * v), *a);
-                    }
+                for o in 0..valid {
+                    let row = dst.add(o * plen + p);
+                    _mm512_storeu_ps(row, acc[4 * o]);
+                    _mm512_storeu_ps(row.add(16), acc[4 * o + 1]);
+                    _mm512_storeu_ps(row.add(32), acc[4 * o + 2]);
+                    _mm512_storeu_ps(row.add(48), acc[4 * o + 3]);
                 }
             }
         }
@@ -266,30 +281,37 @@ mod avx512 {
         acc: &mut [f32],
     ) {
         let (x, g, a) = (plane.as_ptr(), grad.as_ptr(), acc.as_mut_ptr());
+        let (o0, o1, o2) = (offs[0], offs[1], offs[2]);
         // SAFETY: the caller guarantees the bounds above.
         unsafe {
-            let mut sums = [[_mm512_setzero_ps(); TAP_BLOCK]; OUT_BLOCK];
-            for (o, row) in sums.iter_mut().enumerate() {
-                for (t, s) in row.iter_mut().enumerate() {
-                    *s = _mm512_loadu_ps(a.add((o * TAP_BLOCK + t) * 16));
-                }
+            let mut s = [_mm512_setzero_ps(); 18];
+            for (j, v) in s.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(a.add(16 * j));
             }
             for p in range.step_by(16) {
-                let mut gs = [_mm512_setzero_ps(); OUT_BLOCK];
-                for (o, gv) in gs.iter_mut().enumerate() {
-                    *gv = _mm512_loadu_ps(g.add(o * stride + p));
+                let g0 = _mm512_loadu_ps(g.add(p));
+                let g1 = _mm512_loadu_ps(g.add(stride + p));
+                let g2 = _mm512_loadu_ps(g.add(2 * stride + p));
+                let g3 = _mm512_loadu_ps(g.add(3 * stride + p));
+                let g4 = _mm512_loadu_ps(g.add(4 * stride + p));
+                let g5 = _mm512_loadu_ps(g.add(5 * stride + p));
+                macro_rules! tap {
+                    ($t:literal, $off:expr) => {
+                        let xv = _mm512_loadu_ps(x.add(p + $off));
+                        s[$t] = _mm512_fmadd_ps(g0, xv, s[$t]);
+                        s[3 + $t] = _mm512_fmadd_ps(g1, xv, s[3 + $t]);
+                        s[6 + $t] = _mm512_fmadd_ps(g2, xv, s[6 + $t]);
+                        s[9 + $t] = _mm512_fmadd_ps(g3, xv, s[9 + $t]);
+                        s[12 + $t] = _mm512_fmadd_ps(g4, xv, s[12 + $t]);
+                        s[15 + $t] = _mm512_fmadd_ps(g5, xv, s[15 + $t]);
+                    };
                 }
-                for t in 0..TAP_BLOCK {
-                    let xv = _mm512_loadu_ps(x.add(p + offs[t]));
-                    for (row, gv) in sums.iter_mut().zip(&gs) {
-                        row[t] = _mm512_fmadd_ps(*gv, xv, row[t]);
-                    }
-                }
+                tap!(0, o0);
+                tap!(1, o1);
+                tap!(2, o2);
             }
-            for (o, row) in sums.iter().enumerate() {
-                for (t, s) in row.iter().enumerate() {
-                    _mm512_storeu_ps(a.add((o * TAP_BLOCK + t) * 16), *s);
-                }
+            for (j, v) in s.iter().enumerate() {
+                _mm512_storeu_ps(a.add(16 * j), *v);
             }
         }
     }

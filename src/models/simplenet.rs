@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::conv::{ConvGeometry, conv2d_relu};
+use super::conv_pool::conv2d_relu_maxpool2;
 use super::pool::{PoolGeometry, max_pool2d};
 use super::{Detector, LayerHook, ModelError, Params};
 use crate::config::ModelKind;
@@ -16,6 +17,10 @@ const FCS: [(&str, usize, usize); 3] = [
     ("fc3", 256, 2),
 ];
 const KERNEL: usize = 7;
+const GEOMETRY: ConvGeometry = ConvGeometry {
+    stride: 1,
+    padding: 0,
+};
 const POOL: PoolGeometry = PoolGeometry {
     kernel: 2,
     stride: 2,
@@ -61,28 +66,9 @@ impl SimpleNet {
         }
         Ok(SimpleNet { params, convs, fcs })
     }
-}
 
-impl Detector for SimpleNet {
-    fn kind(&self) -> ModelKind {
-        ModelKind::SimpleNet
-    }
-
-    fn forward_hooked(
-        &self,
-        xs: &Tensor,
-        _train: bool,
-        hook: &mut LayerHook<'_>,
-    ) -> candle_core::Result<Tensor> {
-        let geometry = ConvGeometry {
-            stride: 1,
-            padding: 0,
-        };
-        let mut xs = xs.clone();
-        for ((name, _, _), (w, b)) in CONVS.iter().zip(&self.convs) {
-            xs = hook(name, conv2d_relu(&xs, w, b, geometry)?)?;
-            xs = max_pool2d(&xs, POOL)?;
-        }
+    /// The fully connected head on the last pooled features.
+    fn head(&self, xs: &Tensor, hook: &mut LayerHook<'_>) -> candle_core::Result<Tensor> {
         let mut xs = xs.flatten_from(1)?;
         let last = self.fcs.len() - 1;
         for (i, ((name, _, _), fc)) in FCS.iter().zip(&self.fcs).enumerate() {
@@ -93,6 +79,36 @@ impl Detector for SimpleNet {
             xs = hook(name, xs)?;
         }
         Ok(xs)
+    }
+}
+
+impl Detector for SimpleNet {
+    fn kind(&self) -> ModelKind {
+        ModelKind::SimpleNet
+    }
+
+    /// Without a hook the conv stages run fused with their pools (`conv_pool.rs`): the
+    /// same values without the full-size activations.
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        let mut xs = xs.clone();
+        for (w, b) in &self.convs {
+            xs = conv2d_relu_maxpool2(&xs, w, b, GEOMETRY)?;
+        }
+        self.head(&xs, &mut |_, t| Ok(t))
+    }
+
+    fn forward_hooked(
+        &self,
+        xs: &Tensor,
+        _train: bool,
+        hook: &mut LayerHook<'_>,
+    ) -> candle_core::Result<Tensor> {
+        let mut xs = xs.clone();
+        for ((name, _, _), (w, b)) in CONVS.iter().zip(&self.convs) {
+            xs = hook(name, conv2d_relu(&xs, w, b, GEOMETRY)?)?;
+            xs = max_pool2d(&xs, POOL)?;
+        }
+        self.head(&xs, hook)
     }
 
     fn layer_names(&self) -> &'static [&'static str] {
