@@ -142,6 +142,19 @@ fn info() -> anyhow::Result<()> {
             kind.label(),
             group_thousands(model.param_count())
         );
+        if kind == ModelKind::Xception {
+            let imagenet = crate::models::Xception::new(
+                &crate::models::XceptionSpec::imagenet(),
+                &device,
+                candle_core::DType::F32,
+                0,
+            )?;
+            println!(
+                "{:<12} {:>12} parameters (the ImageNet backbone with its 1000-class fc)",
+                "",
+                group_thousands(crate::models::Detector::param_count(&imagenet))
+            );
+        }
     }
     Ok(())
 }

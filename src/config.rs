@@ -10,16 +10,27 @@ pub enum ModelKind {
     /// The course's three-conv, three-fc network (16,901,762 parameters).
     #[default]
     SimpleNet,
+    /// Xception (tstandley layout) with the MLP head 2048-1000-256-64-2 (23,128,786).
+    Xception,
+    /// The course project's compact Xception (1,811,372 parameters).
+    #[serde(rename = "lilxception")]
+    LilXception,
 }
 
 impl ModelKind {
     /// Every model the app can build, in menu order.
-    pub const ALL: [ModelKind; 1] = [ModelKind::SimpleNet];
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::SimpleNet,
+        ModelKind::Xception,
+        ModelKind::LilXception,
+    ];
 
     /// The name used on the command line, in `run.json` and in run ids.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::SimpleNet => "simplenet",
+            ModelKind::Xception => "xception",
+            ModelKind::LilXception => "lilxception",
         }
     }
 
@@ -27,20 +38,27 @@ impl ModelKind {
     pub fn label(self) -> &'static str {
         match self {
             ModelKind::SimpleNet => "SimpleNet",
+            ModelKind::Xception => "Xception",
+            ModelKind::LilXception => "LilXception",
         }
     }
 
-    /// Input normalisation the model was designed with (course: CIFAR mean/std for all).
+    /// Input normalisation of the model: the course's CIFAR mean/std, except Xception,
+    /// whose ImageNet checkpoints expect mean = std = 0.5.
     pub fn normalization(self) -> Normalization {
         match self {
-            ModelKind::SimpleNet => Normalization::COURSE,
+            ModelKind::SimpleNet | ModelKind::LilXception => Normalization::COURSE,
+            ModelKind::Xception => Normalization::HALF,
         }
     }
 
     /// The training recipe that learns this model on real face-swap data.
     pub fn default_train_config(self) -> TrainConfig {
         match self {
-            ModelKind::SimpleNet => TrainConfig::default(),
+            ModelKind::SimpleNet | ModelKind::Xception | ModelKind::LilXception => TrainConfig {
+                model: self,
+                ..TrainConfig::default()
+            },
         }
     }
 }

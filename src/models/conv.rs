@@ -12,6 +12,9 @@ use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
 use super::direct_conv::{self, DirectDims};
 use super::gemm::{MatRef, matmul};
 
+/// Output channels up to which a stride-1 conv runs on the direct kernels.
+const DIRECT_MAX_CHANNELS: usize = 32;
+
 /// Stride and zero padding of a square-kernel convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -62,18 +65,22 @@ impl Dims {
         })
     }
     /// The direct kernels' view of this convolution, when they can run it (stride 1, f32,
-    /// AVX-512 present).
+    /// AVX-512 present) and beat a gemm: few output channels and a spatial kernel. Wide
+    /// layers (Xception's pointwise 1×1 convs) fill a gemm's microkernel and stay there.
     fn direct(&self, storage: &CpuStorage) -> Option<DirectDims> {
         let f32_storage = matches!(storage, CpuStorage::F32(_));
-        (f32_storage && self.stride == 1 && direct_conv::available()).then_some(DirectDims {
-            n: self.n,
-            c_in: self.c_in,
-            h: self.h,
-            w: self.w,
-            c_out: self.c_out,
-            k: self.k,
-            pad: self.pad,
-        })
+        let narrow = self.k > 1 && self.c_out <= DIRECT_MAX_CHANNELS;
+        (f32_storage && narrow && self.stride == 1 && direct_conv::available()).then_some(
+            DirectDims {
+                n: self.n,
+                c_in: self.c_in,
+                h: self.h,
+                w: self.w,
+                c_out: self.c_out,
+                k: self.k,
+                pad: self.pad,
+            },
+        )
     }
     fn in_plane(&self) -> usize {
         self.c_in * self.h * self.w

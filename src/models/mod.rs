@@ -1,20 +1,24 @@
 //! Detectors. Every model implements [`Detector`]: a forward pass with a train flag, named
 //! layers reachable by a hook (for Grad-CAM), and its parameter store.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod conv_pool;
 pub mod cpu_float;
+pub mod depthwise;
 pub mod direct_conv;
 pub mod gemm;
 pub mod kernels;
 pub mod params;
 pub mod pool;
 pub mod simplenet;
+pub mod xception;
 
 use candle_core::{DType, Device, Tensor};
 
 pub use params::{ModelError, Params};
 pub use simplenet::SimpleNet;
+pub use xception::{Xception, XceptionSpec};
 
 use crate::config::ModelKind;
 
@@ -64,6 +68,18 @@ pub fn build_with_dtype(
 ) -> Result<Box<dyn Detector>, ModelError> {
     match kind {
         ModelKind::SimpleNet => Ok(Box::new(SimpleNet::with_dtype(device, dtype, seed)?)),
+        ModelKind::Xception => Ok(Box::new(Xception::new(
+            &XceptionSpec::detector(),
+            device,
+            dtype,
+            seed,
+        )?)),
+        ModelKind::LilXception => Ok(Box::new(Xception::new(
+            &XceptionSpec::lil(),
+            device,
+            dtype,
+            seed,
+        )?)),
     }
 }
 

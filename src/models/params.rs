@@ -45,12 +45,14 @@ pub enum ModelError {
     },
 }
 
-/// Named trainable tensors, kept in key order.
+/// Named trainable tensors, kept in key order, and named buffers (batch-norm running
+/// statistics): saved and loaded with the parameters, never trained.
 pub struct Params {
     model: &'static str,
     device: Device,
     dtype: DType,
     vars: BTreeMap<String, Var>,
+    buffers: BTreeMap<String, Var>,
     rng: ChaCha8Rng,
 }
 
@@ -67,12 +69,45 @@ impl Params {
             device: device.clone(),
             dtype,
             vars: BTreeMap::new(),
+            buffers: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Adds a buffer: saved and loaded with the parameters, not trained. A float buffer
+    /// computes in the store's dtype; others (PyTorch's i64 `num_batches_tracked`) keep theirs.
+    pub fn buffer(&mut self, name: &str, value: Tensor) -> candle_core::Result<Var> {
+        let value = if value.dtype().is_float() {
+            value.to_dtype(self.dtype)?
+        } else {
+            value
+        };
+        let var = Var::from_tensor(&value)?;
+        self.buffers.insert(name.to_string(), var.clone());
+        Ok(var)
+    }
+
+    /// Every buffer, in key order.
+    pub fn named_buffers(&self) -> impl Iterator<Item = (&str, &Var)> {
+        self.buffers.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The parameter or buffer called `name`.
+    pub fn get(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name).or_else(|| self.buffers.get(name))
+    }
+
+    /// Every parameter and buffer, in key order.
+    fn all(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.vars.iter().chain(&self.buffers)
     }
 
     /// Adds a parameter drawn uniformly from ±`bound` (PyTorch's default for Conv2d and
@@ -117,8 +152,7 @@ impl Params {
     /// Saves every parameter as safetensors under its PyTorch key, atomically.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let tensors: HashMap<String, Tensor> = self
-            .vars
-            .iter()
+            .all()
             .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
             .collect();
         crate::fsutil::write_atomic_with(path, |tmp| {
@@ -148,7 +182,7 @@ impl Params {
     pub fn assign(&self, path: &Path, tensors: HashMap<String, Tensor>) -> Result<(), ModelError> {
         let mut unexpected: Vec<String> = tensors
             .keys()
-            .filter(|k| !self.vars.contains_key(*k))
+            .filter(|k| self.get(k).is_none())
             .cloned()
             .collect();
         if !unexpected.is_empty() {
@@ -160,7 +194,7 @@ impl Params {
                 keys: unexpected,
             });
         }
-        for (key, var) in &self.vars {
+        for (key, var) in self.all() {
             let value = tensors.get(key).ok_or_else(|| ModelError::MissingKey {
                 path: path.to_path_buf(),
                 model: self.model,
@@ -176,9 +210,9 @@ impl Params {
                 });
             }
         }
-        for (key, var) in &self.vars {
+        for (key, var) in self.all() {
             if let Some(value) = tensors.get(key) {
-                var.set(&value.to_dtype(self.dtype)?)?;
+                var.set(&value.to_dtype(var.dtype())?)?;
             }
         }
         Ok(())

@@ -1,0 +1,344 @@
+//! 2-D batch normalisation as PyTorch's `BatchNorm2d` (eps 1e-5, momentum 0.1, affine):
+//! in training, one fused op normalises with the batch statistics and has an analytic
+//! backward, and the running mean and (unbiased) variance update as PyTorch updates them;
+//! in evaluation, a per-channel affine with the running statistics. Off the CPU the same
+//! formulas run as stock Candle ops.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, Var};
+use rayon::prelude::*;
+
+use super::Params;
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+
+pub const EPS: f64 = 1e-5;
+pub const MOMENTUM: f64 = 0.1;
+
+/// A batch-norm layer's parameters (`weight`, `bias`) and buffers (`running_mean`,
+/// `running_var`, `num_batches_tracked`), under PyTorch's key names.
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    batches: Var,
+}
+
+impl BatchNorm {
+    /// A freshly initialised layer (weight 1, bias 0, mean 0, variance 1), as PyTorch's.
+    pub fn new(params: &mut Params, prefix: &str, channels: usize) -> candle_core::Result<Self> {
+        let (device, dtype) = (params.device().clone(), params.dtype());
+        let weight = params.insert(
+            &format!("{prefix}.weight"),
+            Tensor::ones(channels, dtype, &device)?,
+        )?;
+        let bias = params.insert(
+            &format!("{prefix}.bias"),
+            Tensor::zeros(channels, dtype, &device)?,
+        )?;
+        let running_mean = params.buffer(
+            &format!("{prefix}.running_mean"),
+            Tensor::zeros(channels, dtype, &device)?,
+        )?;
+        let running_var = params.buffer(
+            &format!("{prefix}.running_var"),
+            Tensor::ones(channels, dtype, &device)?,
+        )?;
+        let batches = params.buffer(
+            &format!("{prefix}.num_batches_tracked"),
+            Tensor::zeros((), DType::I64, &device)?,
+        )?;
+        Ok(BatchNorm {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            batches,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if !train {
+            let scale = (self.weight.clone() / (self.running_var.as_tensor() + EPS)?.sqrt()?)?;
+            let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let shape = (1, scale.elem_count(), 1, 1);
+            return x
+                .broadcast_mul(&scale.reshape(shape)?)?
+                .broadcast_add(&shift.reshape(shape)?);
+        }
+        let (n, c, h, w) = x.dims4()?;
+        let count = n * h * w;
+        if count < 2 {
+            candle_core::bail!(
+                "batch norm in training needs more than one value per channel, got input {:?}",
+                x.dims()
+            )
+        }
+        let (y, mean, var) = if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+        {
+            let stats = Arc::new(Mutex::new(None));
+            let op = BatchNormTrain {
+                stats: stats.clone(),
+            };
+            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+            let Some((mean, var)) = stats.lock().unwrap_or_else(PoisonError::into_inner).take()
+            else {
+                candle_core::bail!("batch norm: the forward pass kept no statistics")
+            };
+            let mean = Tensor::from_vec(mean, c, x.device())?.to_dtype(x.dtype())?;
+            let var = Tensor::from_vec(var, c, x.device())?.to_dtype(x.dtype())?;
+            (y, mean, var)
+        } else {
+            let mean = x.mean_keepdim((0, 2, 3))?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+            let y = centred
+                .broadcast_div(&(&var + EPS)?.sqrt()?)?
+                .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
+                .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+            (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach())
+        };
+        // PyTorch keeps the unbiased variance in the running estimate.
+        let unbiased = (var * (count as f64 / (count - 1) as f64))?;
+        let update = |running: &Var, batch: &Tensor| -> candle_core::Result<()> {
+            let next = ((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?;
+            running.set(&next.to_dtype(running.dtype())?)
+        };
+        update(&self.running_mean, &mean)?;
+        update(&self.running_var, &unbiased)?;
+        self.batches.set(&(self.batches.as_tensor() + 1.0)?)?;
+        Ok(y)
+    }
+}
+
+/// Per-channel mean and biased variance of the batch, as f64.
+type BatchStats = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+
+/// Training-mode forward: `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ².
+struct BatchNormTrain {
+    stats: BatchStats,
+}
+
+/// Σ and Σ² of each channel of an NCHW tensor, in f64.
+fn channel_moments<T: CpuFloat>(x: &[T], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..n).fold((0.0, 0.0), |(s, s2), i| {
+                let p = &x[(i * c + ch) * plane..(i * c + ch + 1) * plane];
+                p.iter().fold((s, s2), |(s, s2), v| {
+                    let v = v.to_f64();
+                    (s + v, s2 + v * v)
+                })
+            })
+        })
+        .collect()
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "fakelens-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(
+            xs,
+            "batch norm",
+            bn_forward(&self.stats, xs, xl, ws, wl, bs, bl)
+        )
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        // [dγ; dβ] first: the input gradient needs both.
+        let dwb = grad.apply_op2_no_bwd(x, &BatchNormGradParams)?;
+        let dx = grad.apply_op3_no_bwd(
+            x,
+            &Tensor::cat(&[&dwb, &w.unsqueeze(0)?], 0)?,
+            &BatchNormGradInput,
+        )?;
+        Ok((Some(dx), Some(dwb.get(0)?), Some(dwb.get(1)?)))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bn_forward<T: CpuFloat>(
+    stats: &BatchStats,
+    xs: &CpuStorage,
+    xl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+    bs: &CpuStorage,
+    bl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (n, c, h, w) = xl.shape().dims4()?;
+    let (x, gamma, beta) = (
+        contiguous::<T>(xs, xl)?,
+        contiguous::<T>(ws, wl)?,
+        contiguous::<T>(bs, bl)?,
+    );
+    if gamma.len() != c || beta.len() != c {
+        candle_core::bail!("batch norm: {} channels but {} weights", c, gamma.len())
+    }
+    let plane = h * w;
+    let count = (n * plane) as f64;
+    let moments = channel_moments(x, n, c, plane);
+    let mean: Vec<f64> = moments.iter().map(|(s, _)| s / count).collect();
+    let var: Vec<f64> = moments
+        .iter()
+        .zip(&mean)
+        .map(|((_, s2), m)| (s2 / count - m * m).max(0.0))
+        .collect();
+    let mut y = vec![T::from_f64(0.0); x.len()];
+    y.par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let ch = i % c;
+            let inv = 1.0 / (var[ch] + EPS).sqrt();
+            let scale = T::from_f64(gamma[ch].to_f64() * inv);
+            let shift = T::from_f64(beta[ch].to_f64() - mean[ch] * gamma[ch].to_f64() * inv);
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = *x * scale + shift;
+            }
+        });
+    *stats.lock().unwrap_or_else(PoisonError::into_inner) = Some((mean, var));
+    Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
+}
+
+/// Batch statistics of `x` recomputed for the backward pass: per channel (μ, 1/√(σ²+ε)).
+fn mean_inv_std<T: CpuFloat>(x: &[T], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
+    let count = (n * plane) as f64;
+    channel_moments(x, n, c, plane)
+        .into_iter()
+        .map(|(s, s2)| {
+            let m = s / count;
+            (m, 1.0 / ((s2 / count - m * m).max(0.0) + EPS).sqrt())
+        })
+        .collect()
+}
+
+/// `[dγ; dβ]` (2 × C): `dγ = Σ g·x̂`, `dβ = Σ g`.
+struct BatchNormGradParams;
+
+impl CustomOp2 for BatchNormGradParams {
+    fn name(&self) -> &'static str {
+        "fakelens-batch-norm-grad-params"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(gs, "batch norm", bn_grad_params(gs, gl, xs, xl))
+    }
+}
+
+fn bn_grad_params<T: CpuFloat>(
+    gs: &CpuStorage,
+    gl: &Layout,
+    xs: &CpuStorage,
+    xl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (n, c, h, w) = xl.shape().dims4()?;
+    let (g, x) = (contiguous::<T>(gs, gl)?, contiguous::<T>(xs, xl)?);
+    let plane = h * w;
+    let stats = mean_inv_std(x, n, c, plane);
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (m, inv) = stats[ch];
+            (0..n).fold((0.0, 0.0), |(dg, db), i| {
+                let at = (i * c + ch) * plane;
+                g[at..at + plane].iter().zip(&x[at..at + plane]).fold(
+                    (dg, db),
+                    |(dg, db), (g, x)| {
+                        let g = g.to_f64();
+                        (dg + g * (x.to_f64() - m) * inv, db + g)
+                    },
+                )
+            })
+        })
+        .collect();
+    let mut out: Vec<T> = sums.iter().map(|(dg, _)| T::from_f64(*dg)).collect();
+    out.extend(sums.iter().map(|(_, db)| T::from_f64(*db)));
+    Ok((T::to_cpu_storage_owned(out), Shape::from((2, c))))
+}
+
+/// `dx = γ/(M·σ) · (M·g − dβ − x̂·dγ)` from `[dγ; dβ; γ]` (3 × C).
+struct BatchNormGradInput;
+
+impl CustomOp3 for BatchNormGradInput {
+    fn name(&self) -> &'static str {
+        "fakelens-batch-norm-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(gs, "batch norm", bn_grad_input(gs, gl, xs, xl, ps, pl))
+    }
+}
+
+fn bn_grad_input<T: CpuFloat>(
+    gs: &CpuStorage,
+    gl: &Layout,
+    xs: &CpuStorage,
+    xl: &Layout,
+    ps: &CpuStorage,
+    pl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (n, c, h, w) = xl.shape().dims4()?;
+    let (g, x, p) = (
+        contiguous::<T>(gs, gl)?,
+        contiguous::<T>(xs, xl)?,
+        contiguous::<T>(ps, pl)?,
+    );
+    if p.len() != 3 * c {
+        candle_core::bail!("batch norm backward: expected 3×{c} parameter gradients")
+    }
+    let plane = h * w;
+    let m = (n * plane) as f64;
+    let stats = mean_inv_std(x, n, c, plane);
+    let mut dx = vec![T::from_f64(0.0); x.len()];
+    dx.par_chunks_mut(plane)
+        .zip(g.par_chunks(plane).zip(x.par_chunks(plane)))
+        .enumerate()
+        .for_each(|(i, (dx, (g, x)))| {
+            let ch = i % c;
+            let (mean, inv) = stats[ch];
+            let (dgamma, dbeta, gamma) =
+                (p[ch].to_f64(), p[c + ch].to_f64(), p[2 * c + ch].to_f64());
+            let k = gamma * inv / m;
+            for ((dx, g), x) in dx.iter_mut().zip(g).zip(x) {
+                let xhat = (x.to_f64() - mean) * inv;
+                *dx = T::from_f64(k * (m * g.to_f64() - dbeta - xhat * dgamma));
+            }
+        });
+    Ok((T::to_cpu_storage_owned(dx), xl.shape().clone()))
+}

@@ -1,0 +1,167 @@
+//! Xception and LilXception equal the PyTorch models they port (benches/reference/
+//! torch_models.py; fixture: tests/fixtures/xception/make.py): parameter counts, state-dict
+//! keys, eval-mode logits with deterministic formula weights (f32 here, 1e-3 relative, as
+//! the issue states), the same after a save → load round trip, and in training mode (f64,
+//! 1e-6 relative) the logits, every batch-norm running statistic and parameter gradients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use fakelens::config::ModelKind;
+use fakelens::models::{self, Detector, Xception, XceptionSpec};
+
+/// The value the fixture script gives state-dict entry `key` (see make.py).
+fn formula_value(key: &str, shape: &[usize]) -> Vec<f64> {
+    let n: usize = shape.iter().product();
+    let phase = (key.bytes().map(usize::from).sum::<usize>() % 1000) as f64 / 1000.0
+        * 2.0
+        * std::f64::consts::PI;
+    let s = (0..n).map(move |i| (0.7 * i as f64 + phase).sin());
+    if key.ends_with("running_var") {
+        s.map(|v| 1.0 + 0.5 * v * v).collect()
+    } else if key.ends_with("running_mean") || (shape.len() == 1 && key.ends_with("bias")) {
+        s.map(|v| 0.1 * v).collect()
+    } else if shape.len() == 1 {
+        s.map(|v| 1.0 + 0.2 * v).collect()
+    } else {
+        let scale = (3.0 / (n / shape[0]) as f64).sqrt();
+        s.map(|v| v * scale).collect()
+    }
+}
+
+fn load_formula(model: &dyn Detector) {
+    let p = model.params();
+    for (key, var) in p.named_vars().chain(p.named_buffers()) {
+        if key.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let values = formula_value(key, var.dims());
+        let t = Tensor::from_vec(values, var.dims(), &Device::Cpu).unwrap();
+        var.set(&t.to_dtype(var.dtype()).unwrap()).unwrap();
+    }
+}
+
+fn image(dims: &[usize], dtype: DType) -> Tensor {
+    let n: usize = dims.iter().product();
+    let v: Vec<f64> = (0..n).map(|i| (0.013 * i as f64 + 0.3).sin()).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn flat64(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
+fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+#[test]
+fn parameter_counts_and_keys_match_pytorch() {
+    let fixture = common::fixture("xception/expected.json");
+    let dev = Device::Cpu;
+    for (kind, name, count) in [
+        (ModelKind::Xception, "xception", 23_128_786),
+        (ModelKind::LilXception, "lilxception", 1_811_372),
+    ] {
+        let model = models::build(kind, &dev, 0).unwrap();
+        assert_eq!(model.param_count(), count, "{name}");
+        let p = model.params();
+        let mut keys: Vec<String> = p
+            .named_vars()
+            .chain(p.named_buffers())
+            .map(|(k, _)| k.to_string())
+            .collect();
+        keys.sort();
+        let want: Vec<String> = fixture["keys"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys, want, "{name}: state-dict keys");
+    }
+    let imagenet = Xception::new(&XceptionSpec::imagenet(), &dev, DType::F32, 0).unwrap();
+    assert_eq!(imagenet.param_count(), 22_855_952);
+    assert_eq!(23_128_786 - 22_855_952, 272_834);
+}
+
+#[test]
+fn eval_logits_match_pytorch_and_survive_a_checkpoint_round_trip() {
+    let fixture = common::fixture("xception/expected.json");
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, name) in [
+        (ModelKind::Xception, "xception"),
+        (ModelKind::LilXception, "lilxception"),
+    ] {
+        let case = &fixture["eval"][name];
+        let dims = common::usizes(&case["input"]);
+        let model = models::build(kind, &Device::Cpu, 0).unwrap();
+        load_formula(model.as_ref());
+        let x = image(&dims, DType::F32);
+        let want = common::floats(&case["logits"]);
+        let got = flat64(&model.forward_t(&x, false).unwrap());
+        let err = rel_err(&got, &want);
+        assert!(err < 1e-3, "{name}: logits differ from PyTorch by {err:e}");
+
+        let path = dir.path().join(format!("{name}.safetensors"));
+        model.params().save(&path).unwrap();
+        let reloaded = models::load(kind, &path, &Device::Cpu).unwrap();
+        let again = flat64(&reloaded.forward_t(&x, false).unwrap());
+        assert_eq!(again, got, "{name}: reloaded checkpoint gives other logits");
+    }
+}
+
+#[test]
+fn training_forward_updates_running_statistics_and_gradients_as_pytorch() {
+    let fixture = common::fixture("xception/expected.json");
+    let case = &fixture["train"];
+    let model =
+        models::build_with_dtype(ModelKind::LilXception, &Device::Cpu, DType::F64, 0).unwrap();
+    load_formula(model.as_ref());
+    let x = image(&common::usizes(&case["input"]), DType::F64);
+    let logits = model.forward_t(&x, true).unwrap();
+    let err = rel_err(&flat64(&logits), &common::floats(&case["logits"]));
+    assert!(err < 1e-6, "training logits differ by {err:e}");
+
+    let running = case["running"].as_object().unwrap();
+    assert_eq!(running.len(), 48);
+    for (key, want) in running {
+        let var = model.params().get(key).unwrap();
+        let err = rel_err(&flat64(var.as_tensor()), &common::floats(want));
+        assert!(err < 1e-6, "{key} differs by {err:e}");
+    }
+    let batches = model.params().get("bn1.num_batches_tracked").unwrap();
+    assert_eq!(batches.as_tensor().to_scalar::<i64>().unwrap(), 1);
+
+    let n = logits.elem_count();
+    let g: Vec<f64> = (0..n).map(|i| (0.9 * i as f64).cos()).collect();
+    let g = Tensor::from_vec(g, logits.shape(), &Device::Cpu).unwrap();
+    let grads = (&logits * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (key, want) in case["grads"].as_object().unwrap() {
+        let var = model.params().get(key).unwrap();
+        let got = flat64(grads.get(var).unwrap());
+        let err = rel_err(&got, &common::floats(want));
+        assert!(err < 1e-6, "gradient of {key} differs by {err:e}");
+    }
+}
