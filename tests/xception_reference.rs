@@ -12,37 +12,6 @@ use candle_core::{DType, Device, Tensor};
 use fakelens::config::ModelKind;
 use fakelens::models::{self, Detector, Xception, XceptionSpec};
 
-/// The value the fixture script gives state-dict entry `key` (see make.py).
-fn formula_value(key: &str, shape: &[usize]) -> Vec<f64> {
-    let n: usize = shape.iter().product();
-    let phase = (key.bytes().map(usize::from).sum::<usize>() % 1000) as f64 / 1000.0
-        * 2.0
-        * std::f64::consts::PI;
-    let s = (0..n).map(move |i| (0.7 * i as f64 + phase).sin());
-    if key.ends_with("running_var") {
-        s.map(|v| 1.0 + 0.5 * v * v).collect()
-    } else if key.ends_with("running_mean") || (shape.len() == 1 && key.ends_with("bias")) {
-        s.map(|v| 0.1 * v).collect()
-    } else if shape.len() == 1 {
-        s.map(|v| 1.0 + 0.2 * v).collect()
-    } else {
-        let scale = (3.0 / (n / shape[0]) as f64).sqrt();
-        s.map(|v| v * scale).collect()
-    }
-}
-
-fn load_formula(model: &dyn Detector) {
-    let p = model.params();
-    for (key, var) in p.named_vars().chain(p.named_buffers()) {
-        if key.ends_with("num_batches_tracked") {
-            continue;
-        }
-        let values = formula_value(key, var.dims());
-        let t = Tensor::from_vec(values, var.dims(), &Device::Cpu).unwrap();
-        var.set(&t.to_dtype(var.dtype()).unwrap()).unwrap();
-    }
-}
-
 fn image(dims: &[usize], dtype: DType) -> Tensor {
     let n: usize = dims.iter().product();
     let v: Vec<f64> = (0..n).map(|i| (0.013 * i as f64 + 0.3).sin()).collect();
@@ -112,7 +81,7 @@ fn eval_logits_match_pytorch_and_survive_a_checkpoint_round_trip() {
         let case = &fixture["eval"][name];
         let dims = common::usizes(&case["input"]);
         let model = models::build(kind, &Device::Cpu, 0).unwrap();
-        load_formula(model.as_ref());
+        common::formula::load_formula(model.as_ref());
         let x = image(&dims, DType::F32);
         let want = common::floats(&case["logits"]);
         let got = flat64(&model.forward_t(&x, false).unwrap());
@@ -133,7 +102,7 @@ fn training_forward_updates_running_statistics_and_gradients_as_pytorch() {
     let case = &fixture["train"];
     let model =
         models::build_with_dtype(ModelKind::LilXception, &Device::Cpu, DType::F64, 0).unwrap();
-    load_formula(model.as_ref());
+    common::formula::load_formula(model.as_ref());
     let x = image(&common::usizes(&case["input"]), DType::F64);
     let logits = model.forward_t(&x, true).unwrap();
     let err = rel_err(&flat64(&logits), &common::floats(&case["logits"]));

@@ -8,6 +8,7 @@ pub mod cpu_float;
 pub mod depthwise;
 pub mod direct_conv;
 pub mod gemm;
+pub mod import;
 pub mod kernels;
 pub mod params;
 pub mod pool;

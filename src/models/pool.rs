@@ -56,6 +56,27 @@ impl Dims {
         }
         let y0 = (oy * self.g.stride) as isize - self.g.padding as isize;
         let x0 = (ox * self.g.stride) as isize - self.g.padding as isize;
+        let k = self.g.kernel;
+        let inside = y0 >= 0 && x0 >= 0 && y0 as usize + k <= self.h && x0 as usize + k <= self.w;
+        if inside {
+            // The window lies in the image: no clipping, a plain scan.
+            let start = y0 as usize * self.w + x0 as usize;
+            let mut best_i = start;
+            for y in 0..k {
+                for i in start + y * self.w..start + y * self.w + k {
+                    let (v, best) = (plane[i], plane[best_i]);
+                    #[allow(clippy::eq_op)]
+                    if best != best {
+                        return best_i;
+                    }
+                    #[allow(clippy::eq_op)]
+                    if v > best || v != v {
+                        best_i = i;
+                    }
+                }
+            }
+            return best_i;
+        }
         let (mut best, mut best_i) = (plane[0], usize::MAX);
         for y in y0.max(0)..(y0 + self.g.kernel as isize).min(self.h as isize) {
             for x in x0.max(0)..(x0 + self.g.kernel as isize).min(self.w as isize) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod conv;
+pub mod formula;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,152 @@
+//! Xception's layer ops equal PyTorch (fixture: tests/fixtures/layers/make.py): the
+//! depthwise convolution in forward and both gradients for several kernels, strides and
+//! paddings; training-mode batch norm in output, all three gradients and the running
+//! statistics. Relative to the largest expected magnitude: f64 results to 2e-7 (compared
+//! at f32 resolution), f32 results to 1e-5.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use fakelens::models::Params;
+use fakelens::models::batchnorm::BatchNorm;
+use fakelens::models::conv::ConvGeometry;
+use fakelens::models::depthwise::depthwise_conv2d;
+
+fn formula(count: usize, a: f64, b: f64) -> Vec<f64> {
+    (0..count).map(|i| (a * i as f64 + b).sin()).collect()
+}
+
+fn var(values: Vec<f64>, dims: &[usize], dtype: DType) -> Var {
+    let t = Tensor::from_vec(values, dims, &Device::Cpu).unwrap();
+    Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap()
+}
+
+fn check(name: &str, got: &Tensor, want: &serde_json::Value, tolerance: f64) {
+    let got: Vec<f32> = got
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let err = common::relative_max_error(&got, &common::floats(want));
+    // f32 output: compare at the f32 resolution at most.
+    assert!(
+        err < tolerance.max(2e-7),
+        "{name} differs from PyTorch by {err:e}"
+    );
+}
+
+#[test]
+fn depthwise_conv_matches_pytorch() {
+    let fixture = common::fixture("layers/expected.json");
+    for (dtype, tolerance) in [(DType::F64, 1e-9), (DType::F32, 1e-5)] {
+        for case in fixture["depthwise"].as_array().unwrap() {
+            let d = common::usizes(&case["dims"]);
+            let (n, c, h, w, k, stride, pad) = (d[0], d[1], d[2], d[3], d[4], d[5], d[6]);
+            let x = var(formula(n * c * h * w, 0.31, 0.2), &[n, c, h, w], dtype);
+            let weights: Vec<f64> = formula(c * k * k, 0.17, 1.1)
+                .iter()
+                .map(|v| 0.5 * v)
+                .collect();
+            let wt = var(weights, &[c, 1, k, k], dtype);
+            let y = depthwise_conv2d(
+                &x,
+                &wt,
+                ConvGeometry {
+                    stride,
+                    padding: pad,
+                },
+            )
+            .unwrap();
+            assert_eq!(y.dims(), common::usizes(&case["out_shape"]).as_slice());
+            let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7), y.shape(), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let label = |what: &str| format!("{dtype:?} {d:?} {what}");
+            check(&label("y"), &y, &case["y"], tolerance);
+            check(
+                &label("grad_x"),
+                grads.get(&x).unwrap(),
+                &case["grad_x"],
+                tolerance,
+            );
+            check(
+                &label("grad_w"),
+                grads.get(&wt).unwrap(),
+                &case["grad_w"],
+                tolerance,
+            );
+        }
+    }
+}
+
+#[test]
+fn training_batch_norm_matches_pytorch() {
+    let fixture = common::fixture("layers/expected.json");
+    for (dtype, tolerance) in [(DType::F64, 1e-9), (DType::F32, 1e-5)] {
+        for case in fixture["batchnorm"].as_array().unwrap() {
+            let d = common::usizes(&case["dims"]);
+            let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
+            let mut params = Params::with_dtype("test", &Device::Cpu, dtype, 0);
+            let bn = BatchNorm::new(&mut params, "bn", c).unwrap();
+            let set = |key: &str, values: Vec<f64>| {
+                let t = Tensor::from_vec(values, c, &Device::Cpu).unwrap();
+                params
+                    .get(key)
+                    .unwrap()
+                    .set(&t.to_dtype(dtype).unwrap())
+                    .unwrap();
+            };
+            set(
+                "bn.weight",
+                formula(c, 0.9, 0.3).iter().map(|v| 1.0 + 0.2 * v).collect(),
+            );
+            set(
+                "bn.bias",
+                formula(c, 0.5, 0.8).iter().map(|v| 0.1 * v).collect(),
+            );
+            let xs: Vec<f64> = formula(n * c * h * w, 0.37, 0.1)
+                .iter()
+                .map(|v| 2.0 * v + 0.5)
+                .collect();
+            let x = var(xs, &[n, c, h, w], dtype);
+            let y = bn.forward(&x, true).unwrap();
+            let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7), y.shape(), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let label = |what: &str| format!("{dtype:?} {d:?} {what}");
+            check(&label("y"), &y, &case["y"], tolerance);
+            check(
+                &label("grad_x"),
+                grads.get(&x).unwrap(),
+                &case["grad_x"],
+                tolerance,
+            );
+            let weight = params.get("bn.weight").unwrap();
+            let bias = params.get("bn.bias").unwrap();
+            check(
+                &label("grad_w"),
+                grads.get(weight).unwrap(),
+                &case["grad_w"],
+                tolerance,
+            );
+            check(
+                &label("grad_b"),
+                grads.get(bias).unwrap(),
+                &case["grad_b"],
+                tolerance,
+            );
+            for key in ["running_mean", "running_var"] {
+                let buffer = params.get(&format!("bn.{key}")).unwrap();
+                check(&label(key), buffer.as_tensor(), &case[key], tolerance);
+            }
+        }
+    }
+}
