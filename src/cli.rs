@@ -82,6 +82,12 @@ pub struct TrainArgs {
     /// Turn off the random crop + flip augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// Import this pretrained checkpoint (.pth, .pth.tar, .safetensors) into the backbone.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Train only the fully connected head.
+    #[arg(long)]
+    pub freeze_backbone: bool,
     /// Run directory (default weights/runs/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -101,6 +107,8 @@ impl TrainArgs {
             epochs: self.epochs.unwrap_or(base.epochs),
             seed: self.seed.unwrap_or(base.seed),
             augment: base.augment && !self.no_augment,
+            pretrained: self.pretrained.clone(),
+            freeze_backbone: self.freeze_backbone,
         }
     }
 }

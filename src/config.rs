@@ -145,6 +145,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Random crop 256 with 4 px padding and horizontal flip, as the course trained.
     pub augment: bool,
+    /// A pretrained checkpoint imported into the backbone before training (`None`: the
+    /// whole model trains from its random initialisation).
+    pub pretrained: Option<std::path::PathBuf>,
+    /// Train only the fully connected head (`fc*`), keeping the backbone as imported.
+    pub freeze_backbone: bool,
 }
 
 impl Default for TrainConfig {
@@ -159,6 +164,8 @@ impl Default for TrainConfig {
             epochs: 5,
             seed: 0,
             augment: true,
+            pretrained: None,
+            freeze_backbone: false,
         }
     }
 }

@@ -178,7 +178,25 @@ pub fn train(
 ) -> Result<RunRecord, TrainError> {
     config.validate().map_err(TrainError::InvalidConfig)?;
     let model = models::build(config.model, device, config.seed)?;
-    let mut optimizer = Optimizer::new(model.params().vars(), config)?;
+    let mut initialization = match &config.pretrained {
+        Some(path) => {
+            let report = models::import::import_checkpoint(model.as_ref(), path)?;
+            format!("pretrained: {}", report.summary())
+        }
+        None => "random (PyTorch default init), trained from scratch".to_string(),
+    };
+    let trainable = if config.freeze_backbone {
+        initialization.push_str("; backbone frozen, only the fully connected head (fc*) trains");
+        model
+            .params()
+            .named_vars()
+            .filter(|(k, _)| k.starts_with("fc"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    } else {
+        model.params().vars()
+    };
+    let mut optimizer = Optimizer::new(trainable, config)?;
     let norm = config.model.normalization();
     let mut record = RunRecord {
         run_id: run_dir
@@ -192,7 +210,7 @@ pub fn train(
         normalization: norm,
         config: config.clone(),
         device: crate::device::describe(device),
-        initialization: "random (PyTorch default init), trained from scratch".into(),
+        initialization,
         train_images: data.train.len(),
         val_images: data.val.len(),
         test_images: data.test.as_ref().map_or(0, |t| t.len()),

@@ -157,6 +157,46 @@ impl TrainingTab {
         action
     }
 
+    /// The pretrained checkpoint: pick a file or clear it; without one the UI says plainly
+    /// that the backbone trains from scratch.
+    fn pretrained_ui(&mut self, ui: &mut egui::Ui) {
+        ui.vertical(|ui| {
+            ui.horizontal(|ui| {
+                match &self.config.pretrained {
+                    Some(path) => {
+                        let name = path.file_name().map_or_else(
+                            || path.display().to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        );
+                        ui.label(name).on_hover_text(path.display().to_string());
+                    }
+                    None => {
+                        ui.weak("none: the backbone trains from scratch");
+                    }
+                }
+                if ui
+                    .button("Choose…")
+                    .on_hover_text(
+                        "A .pth, .pth.tar or .safetensors checkpoint (nothing is downloaded)",
+                    )
+                    .clicked()
+                    && let Some(file) = rfd::FileDialog::new()
+                        .add_filter("checkpoint", &["pth", "tar", "safetensors"])
+                        .pick_file()
+                {
+                    self.config.pretrained = Some(file);
+                }
+                if self.config.pretrained.is_some() && ui.button("Clear").clicked() {
+                    self.config.pretrained = None;
+                }
+            });
+            ui.checkbox(
+                &mut self.config.freeze_backbone,
+                "freeze backbone (train the head only)",
+            );
+        });
+    }
+
     fn settings_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -227,6 +267,9 @@ impl TrainingTab {
                     ui.end_row();
                     ui.label("Augment");
                     ui.checkbox(&mut self.config.augment, "crop + flip");
+                    ui.end_row();
+                    ui.label("Pretrained");
+                    self.pretrained_ui(ui);
                     ui.end_row();
                     let devices = [
                         DeviceChoice::Auto,
