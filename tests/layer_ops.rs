@@ -13,6 +13,7 @@ use fakelens::models::Params;
 use fakelens::models::batchnorm::BatchNorm;
 use fakelens::models::conv::ConvGeometry;
 use fakelens::models::depthwise::depthwise_conv2d;
+use fakelens::models::shifted::depthwise_conv2d_by_shifts;
 
 fn formula(count: usize, a: f64, b: f64) -> Vec<f64> {
     (0..count).map(|i| (a * i as f64 + b).sin()).collect()
@@ -39,8 +40,20 @@ fn check(name: &str, got: &Tensor, want: &serde_json::Value, tolerance: f64) {
     );
 }
 
+type DepthwiseFn = fn(&Tensor, &Tensor, ConvGeometry) -> candle_core::Result<Tensor>;
+
 #[test]
 fn depthwise_conv_matches_pytorch() {
+    check_depthwise(depthwise_conv2d);
+}
+
+/// The depthwise conv GPUs use (strided shifts), run here on the CPU.
+#[test]
+fn shifted_depthwise_conv_matches_pytorch() {
+    check_depthwise(depthwise_conv2d_by_shifts);
+}
+
+fn check_depthwise(depthwise: DepthwiseFn) {
     let fixture = common::fixture("layers/expected.json");
     for (dtype, tolerance) in [(DType::F64, 1e-9), (DType::F32, 1e-5)] {
         for case in fixture["depthwise"].as_array().unwrap() {
@@ -52,7 +65,7 @@ fn depthwise_conv_matches_pytorch() {
                 .map(|v| 0.5 * v)
                 .collect();
             let wt = var(weights, &[c, 1, k, k], dtype);
-            let y = depthwise_conv2d(
+            let y = depthwise(
                 &x,
                 &wt,
                 ConvGeometry {
@@ -87,6 +100,16 @@ fn depthwise_conv_matches_pytorch() {
 
 #[test]
 fn training_batch_norm_matches_pytorch() {
+    check_batch_norm(false);
+}
+
+/// The batch norm GPUs run (stock Candle ops), run here on the CPU.
+#[test]
+fn stock_op_batch_norm_matches_pytorch() {
+    check_batch_norm(true);
+}
+
+fn check_batch_norm(stock_ops: bool) {
     let fixture = common::fixture("layers/expected.json");
     for (dtype, tolerance) in [(DType::F64, 1e-9), (DType::F32, 1e-5)] {
         for case in fixture["batchnorm"].as_array().unwrap() {
@@ -115,7 +138,11 @@ fn training_batch_norm_matches_pytorch() {
                 .map(|v| 2.0 * v + 0.5)
                 .collect();
             let x = var(xs, &[n, c, h, w], dtype);
-            let y = bn.forward(&x, true).unwrap();
+            let y = if stock_ops {
+                bn.forward_with_stock_ops(&x, true).unwrap()
+            } else {
+                bn.forward(&x, true).unwrap()
+            };
             let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7), y.shape(), &Device::Cpu)
                 .unwrap()
                 .to_dtype(dtype)

@@ -9,6 +9,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use fakelens::models::pool::{PoolGeometry, max_pool2d, max_pool2d_by_reduction};
+use fakelens::models::shifted::max_pool2d_by_shifts;
 
 type PoolFn = fn(&Tensor, PoolGeometry) -> candle_core::Result<Tensor>;
 
@@ -24,6 +25,12 @@ fn reduction_pool_forward_and_gradient_match_pytorch() {
         g.kernel == g.stride && g.padding == 0
     });
     assert_eq!(checked, 1);
+}
+
+/// The pool GPUs use for padded and overlapping windows (strided shifts + maximum).
+#[test]
+fn shifted_pool_forward_and_gradient_match_pytorch() {
+    assert_eq!(check_against_fixture(max_pool2d_by_shifts, |_| true), 4);
 }
 
 /// Runs `pool` on every fixture case `wanted` accepts; returns how many it checked.

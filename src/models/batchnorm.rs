@@ -59,6 +59,16 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let fused = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
+        self.forward_impl(x, train, fused)
+    }
+
+    /// The same layer on stock Candle ops only (what GPUs run), for comparisons.
+    pub fn forward_with_stock_ops(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_impl(x, train, false)
+    }
+
+    fn forward_impl(&self, x: &Tensor, train: bool, fused: bool) -> candle_core::Result<Tensor> {
         if !train {
             let scale = (self.weight.clone() / (self.running_var.as_tensor() + EPS)?.sqrt()?)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
@@ -75,8 +85,7 @@ impl BatchNorm {
                 x.dims()
             )
         }
-        let (y, mean, var) = if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
-        {
+        let (y, mean, var) = if fused {
             let stats = Arc::new(Mutex::new(None));
             let op = BatchNormTrain {
                 stats: stats.clone(),

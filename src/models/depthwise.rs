@@ -290,13 +290,12 @@ fn grad_weight<T: CpuFloat>(
     Ok((T::to_cpu_storage_owned(dw), Shape::from((d.c, 1, d.k, d.k))))
 }
 
-/// Depthwise convolution with the fast CPU op, or Candle's grouped convolution elsewhere
-/// (same values).
+/// Depthwise convolution with the fast CPU op, or composed from strided shifts elsewhere
+/// (same values; Candle's grouped convolution would run one convolution per channel).
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, g: ConvGeometry) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
         return x.contiguous()?.apply_op2(w, DepthwiseConv(g));
     }
-    let groups = x.dim(1)?;
-    x.conv2d(w, g.padding, g.stride, 1, groups)
+    super::shifted::depthwise_conv2d_by_shifts(x, w, g)
 }

@@ -12,6 +12,7 @@ pub mod import;
 pub mod kernels;
 pub mod params;
 pub mod pool;
+pub mod shifted;
 pub mod simplenet;
 pub mod xception;
 

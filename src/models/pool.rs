@@ -213,14 +213,18 @@ fn pool_backward<T: WithDType>(
 /// Max-pooling with the fast CPU op. Elsewhere a pool whose kernel equals its stride (and
 /// has no padding) is composed from a reshape and two `max` reductions, so its gradient is
 /// Candle's reduction gradient (the window maximum gets the whole upstream gradient) rather
-/// than Candle's stock pool backward, which scales it by 1/kernel². Other geometries are an
-/// error there until a GPU kernel exists.
+/// than Candle's stock pool backward, which scales it by 1/kernel². Other geometries
+/// (Xception's padded 3×3 stride 2) are composed from strided shifts (`shifted.rs`).
 pub fn max_pool2d(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
         return x.contiguous()?.apply_op1(MaxPool2dOp(g));
     }
-    max_pool2d_by_reduction(x, g)
+    if g.padding == 0 && g.kernel == g.stride {
+        max_pool2d_by_reduction(x, g)
+    } else {
+        super::shifted::max_pool2d_by_shifts(x, g)
+    }
 }
 
 /// The device-independent pool behind [`max_pool2d`] off the CPU (any device, any dtype).
