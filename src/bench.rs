@@ -1,4 +1,5 @@
-//! `fakelens bench`: training throughput of FakeLens against the PyTorch reference script
+//! `fakelens bench`: training, eval and saliency throughput (and peak memory) of FakeLens
+//! against the PyTorch reference script
 //! (`benches/reference/train_step.py`) run on the same machine, same shapes and same thread
 //! count, in the same invocation; printed as ratios. Never a timed assertion in a test.
 
@@ -20,7 +21,7 @@ pub struct BenchArgs {
     pub model: ModelKind,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Timed training steps (after 2 warm-up steps).
+    /// Timed steps (after 2 warm-up steps).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
     /// Python interpreter with torch for the reference; `none` skips it.
@@ -32,15 +33,57 @@ pub struct BenchArgs {
     /// Where both sides run (`cuda` runs the reference on the GPU too).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
+    /// What to time: training steps, eval forward passes, or one image's saliency.
+    #[arg(long, value_enum, default_value = "train")]
+    pub mode: BenchMode,
 }
 
-/// Images per second of `steps` Adam training steps at `batch_size` on random inputs.
-pub fn fakelens_train_throughput(
+/// What one benchmark step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// An Adam training step on a batch.
+    Train,
+    /// A forward pass without gradients on a batch.
+    Eval,
+    /// The drag-in latency: one image, forward, then the input gradient of the fake logit.
+    Saliency,
+}
+
+impl BenchMode {
+    fn name(self) -> &'static str {
+        match self {
+            BenchMode::Train => "train",
+            BenchMode::Eval => "eval",
+            BenchMode::Saliency => "saliency",
+        }
+    }
+}
+
+/// One side's measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct Measurement {
+    pub images_per_sec: f64,
+    pub ms_per_step: f64,
+    /// Peak resident memory of the whole process, when the platform reports it.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Peak resident set of this process (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Times `steps` steps of `mode` (after 2 warm-up steps) on random 256×256 inputs.
+pub fn fakelens_throughput(
     kind: ModelKind,
+    mode: BenchMode,
     batch_size: usize,
     steps: usize,
     device: &Device,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Measurement> {
     let model = models::build(kind, device, 0)?;
     let config = TrainConfig {
         model: kind,
@@ -48,14 +91,37 @@ pub fn fakelens_train_throughput(
         ..kind.default_train_config()
     };
     let mut optimizer = Optimizer::new(model.params().vars(), &config)?;
+    let batch = if mode == BenchMode::Saliency {
+        1
+    } else {
+        batch_size
+    };
     let size = crate::config::INPUT_SIZE;
-    let images = Tensor::randn(0f32, 1.0, (batch_size, 3, size, size), device)?;
-    let labels: Vec<u32> = (0..batch_size as u32).map(|i| i % 2).collect();
+    let images = Tensor::randn(0f32, 1.0, (batch, 3, size, size), device)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
     let labels = Tensor::new(labels.as_slice(), device)?;
     let mut step = || -> anyhow::Result<()> {
-        let logits = model.forward_t(&images, true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-        optimizer.backward_step(&loss)?;
+        match mode {
+            BenchMode::Train => {
+                let logits = model.forward_t(&images, true)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                optimizer.backward_step(&loss)?;
+            }
+            BenchMode::Eval => {
+                model.forward_t(&images, false)?;
+            }
+            BenchMode::Saliency => {
+                let input = candle_core::Var::from_tensor(&images)?;
+                let fake = model
+                    .forward_t(&input, false)?
+                    .get(0)?
+                    .get(crate::LABEL_FAKE as usize)?;
+                let grads = fake.backward()?;
+                if let Some(g) = grads.get(&input) {
+                    g.abs()?.max(1)?;
+                }
+            }
+        }
         Ok(())
     };
     for _ in 0..2 {
@@ -67,15 +133,21 @@ pub fn fakelens_train_throughput(
         step()?;
     }
     device.synchronize()?;
-    Ok((steps * batch_size) as f64 / started.elapsed().as_secs_f64())
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Measurement {
+        images_per_sec: (steps * batch) as f64 / secs,
+        ms_per_step: 1000.0 * secs / steps as f64,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
-/// Runs the PyTorch reference and returns its images/s, or why it could not run.
-fn pytorch_train_throughput(args: &BenchArgs, device: &Device) -> anyhow::Result<f64> {
+/// Runs the PyTorch reference and returns its measurement, or why it could not run.
+fn pytorch_throughput(args: &BenchArgs, device: &Device) -> anyhow::Result<Measurement> {
     let threads = rayon::current_num_threads();
     let output = Command::new(&args.python)
         .arg(&args.reference)
         .args(["--model", args.model.name()])
+        .args(["--mode", args.mode.name()])
         .args(["--batch-size", &args.batch_size.to_string()])
         .args(["--steps", &args.steps.to_string()])
         .args(["--threads", &threads.to_string()])
@@ -93,17 +165,38 @@ fn pytorch_train_throughput(args: &BenchArgs, device: &Device) -> anyhow::Result
     }
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
         .context("the reference script did not print JSON")?;
-    json.get("train_images_per_sec")
-        .and_then(|v| v.as_f64())
-        .context("the reference JSON has no train_images_per_sec")
+    let number = |key: &str| json.get(key).and_then(|v| v.as_f64());
+    Ok(Measurement {
+        images_per_sec: number("images_per_sec")
+            .context("the reference JSON has no images_per_sec")?,
+        ms_per_step: number("ms_per_step").context("the reference JSON has no ms_per_step")?,
+        peak_rss_mib: number("peak_rss_mib"),
+    })
+}
+
+fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
+    let rss = m
+        .peak_rss_mib
+        .map_or_else(String::new, |r| format!(", peak RSS {r:.0} MiB"));
+    println!(
+        "{name:<9} {:<8} {:>8.2} images/s  ({:.1} ms/step{rss})",
+        mode.name(),
+        m.images_per_sec,
+        m.ms_per_step
+    );
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
+    let batch = if args.mode == BenchMode::Saliency {
+        1
+    } else {
+        args.batch_size
+    };
     println!(
-        "benchmark: {} training step, batch {}, 256x256, {} steps, {threads} threads",
+        "benchmark: {} {} step, batch {batch}, 256x256, {} steps, {threads} threads",
         args.model.label(),
-        args.batch_size,
+        args.mode.name(),
         args.steps
     );
     let (device, notice) = crate::device::open(args.device)?;
@@ -116,25 +209,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("device: {}", crate::device::describe(&device));
-    let ours = fakelens_train_throughput(args.model, args.batch_size, args.steps, &device)?;
-    println!(
-        "fakelens  train  {ours:>8.2} images/s  ({:.1} ms/step)",
-        1000.0 * args.batch_size as f64 / ours
-    );
+    let ours = fakelens_throughput(args.model, args.mode, args.batch_size, args.steps, &device)?;
+    print_row("fakelens", args.mode, &ours);
     if args.python == "none" {
         return Ok(());
     }
-    match pytorch_train_throughput(args, &device) {
+    match pytorch_throughput(args, &device) {
         Ok(reference) => {
-            println!(
-                "pytorch   train  {reference:>8.2} images/s  ({:.1} ms/step)",
-                1000.0 * args.batch_size as f64 / reference
-            );
+            print_row("pytorch", args.mode, &reference);
             println!(
                 "ratio (fakelens / pytorch throughput) = {:.3}; step time ratio = {:.3}",
-                ours / reference,
-                reference / ours
+                ours.images_per_sec / reference.images_per_sec,
+                ours.ms_per_step / reference.ms_per_step
             );
+            if let (Some(a), Some(b)) = (ours.peak_rss_mib, reference.peak_rss_mib) {
+                println!("peak memory ratio (fakelens / pytorch) = {:.3}", a / b);
+            }
         }
         Err(e) => println!("pytorch reference not measured: {e:#}"),
     }

@@ -1,7 +1,9 @@
-"""PyTorch reference for `fakelens bench`: the same model, shapes, optimiser and thread count,
-timed the same way on the same device (2 warm-up steps, then N timed Adam steps on random 256x256 inputs).
-Prints one JSON object: {"train_images_per_sec": ..., "ms_per_step": ..., "threads": ...}."""
-import argparse, json, os, sys, time
+"""PyTorch reference for `fakelens bench`: the same model, shapes, optimiser, thread count
+and device, timed the same way (2 warm-up runs, then N timed ones on random 256x256 inputs).
+Modes: `train` (Adam steps), `eval` (forward passes without gradients), `saliency` (one
+image: forward, then the gradient of the fake logit w.r.t. the input).
+Prints one JSON object: {"images_per_sec", "ms_per_step", "peak_rss_mib", "threads", ...}."""
+import argparse, json, os, resource, sys, time
 import torch
 import torch.nn.functional as F
 
@@ -14,6 +16,7 @@ p.add_argument("--batch-size", type=int, default=32)
 p.add_argument("--steps", type=int, default=10)
 p.add_argument("--threads", type=int, default=0)
 p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+p.add_argument("--mode", default="train", choices=["train", "eval", "saliency"])
 args = p.parse_args()
 dev = torch.device(args.device)
 # Full f32 matrix products on the GPU, as FakeLens computes them (no TF32).
@@ -23,17 +26,27 @@ if args.threads > 0:
     torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 model = MODELS[args.model]().to(dev)
-model.train()
+batch = 1 if args.mode == "saliency" else args.batch_size
+x = torch.randn(batch, 3, 256, 256, device=dev)
+y = torch.arange(batch, device=dev) % 2
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-x = torch.randn(args.batch_size, 3, 256, 256, device=dev)
-y = torch.arange(args.batch_size, device=dev) % 2
 
 
 def step():
-    opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
+    if args.mode == "train":
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    elif args.mode == "eval":
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    else:
+        model.eval()
+        xi = x.clone().requires_grad_(True)
+        model(xi)[0, 1].backward()
+        xi.grad.abs().amax(dim=1)
 
 
 def sync():
@@ -50,9 +63,12 @@ for _ in range(args.steps):
 sync()
 elapsed = time.perf_counter() - start
 print(json.dumps({
-    "train_images_per_sec": args.steps * args.batch_size / elapsed,
+    "images_per_sec": args.steps * batch / elapsed,
     "ms_per_step": 1000 * elapsed / args.steps,
+    # Linux reports ru_maxrss in KiB.
+    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "threads": torch.get_num_threads(),
     "device": str(dev),
+    "mode": args.mode,
     "torch": torch.__version__,
 }))

@@ -2,6 +2,8 @@
 //! convolution ops: `matrixmultiply` for single-threaded products of three large
 //! dimensions, the `gemm` crate otherwise.
 
+use rayon::prelude::*;
+
 /// A strided view of a matrix of `rows`×`cols` values: element (i, j) is at
 /// `i * row_stride + j * col_stride`.
 #[derive(Clone, Copy)]
@@ -55,7 +57,7 @@ const BLOCKED_MIN: usize = 16;
 pub struct GemmShapeError(String);
 
 /// `dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n)`.
-pub fn matmul<T: candle_core::WithDType>(
+pub fn matmul<T: candle_core::WithDType + Send + Sync>(
     dst: &mut [T],
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
@@ -81,55 +83,33 @@ pub fn matmul<T: candle_core::WithDType>(
         }
         return Ok(());
     }
-    if threads == 1 && m >= BLOCKED_MIN && n >= BLOCKED_MIN && k >= BLOCKED_MIN {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        let (lhs_rs, lhs_cs) = (lhs.row_stride as isize, lhs.col_stride as isize);
-        let (rhs_rs, rhs_cs) = (rhs.row_stride as isize, rhs.col_stride as isize);
-        match T::DTYPE {
-            // SAFETY: `T::DTYPE == F32` means `T` is `f32` (and F64 `f64`), so the pointer
-            // casts are identities. Every index the kernel reads, (i, j) with i < rows and
-            // j < cols of each operand, lies inside its slice (`fits` above), and dst holds
-            // m×n row-major values; dst is borrowed mutably, so nothing aliases it.
-            candle_core::DType::F32 => unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
+    let supported = matches!(T::DTYPE, candle_core::DType::F32 | candle_core::DType::F64);
+    if supported && m >= BLOCKED_MIN && n >= BLOCKED_MIN && k >= BLOCKED_MIN {
+        // Column blocks of dst on rayon's threads (one block when single-threaded), each a
+        // single-threaded blocked product that packs only its own columns of rhs.
+        let cols = n.div_ceil(threads.max(1)).max(BLOCKED_MIN);
+        let dst_at = SharedMut(dst.as_mut_ptr());
+        (0..n.div_ceil(cols)).into_par_iter().for_each(|block| {
+            let first = block * cols;
+            let width = cols.min(n - first);
+            // SAFETY: `fits` checked that every (i, j) with i < rows, j < cols of lhs and rhs
+            // lies inside its slice; this block reads rhs columns first..first+width and
+            // writes dst[i·n + j] for those columns only, so blocks write disjoint elements
+            // of dst (m×n, row-major, borrowed mutably for the whole call).
+            unsafe {
+                blocked_product(
+                    (m, k, width),
+                    lhs.data.as_ptr(),
+                    (lhs.row_stride, lhs.col_stride),
+                    rhs.data.as_ptr().add(first * rhs.col_stride),
+                    (rhs.row_stride, rhs.col_stride),
+                    accumulate,
+                    dst_at.get().add(first),
                     n,
-                    1.0,
-                    lhs.data.as_ptr().cast::<f32>(),
-                    lhs_rs,
-                    lhs_cs,
-                    rhs.data.as_ptr().cast::<f32>(),
-                    rhs_rs,
-                    rhs_cs,
-                    beta as f32,
-                    dst.as_mut_ptr().cast::<f32>(),
-                    n as isize,
-                    1,
-                );
-                return Ok(());
-            },
-            candle_core::DType::F64 => unsafe {
-                matrixmultiply::dgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    lhs.data.as_ptr().cast::<f64>(),
-                    lhs_rs,
-                    lhs_cs,
-                    rhs.data.as_ptr().cast::<f64>(),
-                    rhs_rs,
-                    rhs_cs,
-                    beta,
-                    dst.as_mut_ptr().cast::<f64>(),
-                    n as isize,
-                    1,
-                );
-                return Ok(());
-            },
-            _ => {}
-        }
+                )
+            };
+        });
+        return Ok(());
     }
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
@@ -167,4 +147,81 @@ pub fn matmul<T: candle_core::WithDType>(
         );
     }
     Ok(())
+}
+
+/// A pointer the column blocks of one product share; each writes only its own elements.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+
+// SAFETY: the blocks that share it write disjoint elements (see `matmul`).
+unsafe impl<T> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `dst (m×n, row stride dst_rs) = [dst +] lhs · rhs` with `matrixmultiply`, f32 or f64.
+///
+/// # Safety
+/// `T` must be f32 or f64; every (i, j) index of each operand, through its strides, must lie
+/// inside the memory the pointer comes from, and nothing else may access dst's elements.
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked_product<T: candle_core::WithDType>(
+    (m, k, n): (usize, usize, usize),
+    lhs: *const T,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const T,
+    (rhs_rs, rhs_cs): (usize, usize),
+    accumulate: bool,
+    dst: *mut T,
+    dst_rs: usize,
+) {
+    let (lrs, lcs, rrs, rcs) = (
+        lhs_rs as isize,
+        lhs_cs as isize,
+        rhs_rs as isize,
+        rhs_cs as isize,
+    );
+    // SAFETY: the caller's bounds; `T::DTYPE` names `T`, so the casts are identities.
+    unsafe {
+        match T::DTYPE {
+            candle_core::DType::F32 => matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                lhs.cast::<f32>(),
+                lrs,
+                lcs,
+                rhs.cast::<f32>(),
+                rrs,
+                rcs,
+                if accumulate { 1.0 } else { 0.0 },
+                dst.cast::<f32>(),
+                dst_rs as isize,
+                1,
+            ),
+            candle_core::DType::F64 => matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                lhs.cast::<f64>(),
+                lrs,
+                lcs,
+                rhs.cast::<f64>(),
+                rrs,
+                rcs,
+                if accumulate { 1.0 } else { 0.0 },
+                dst.cast::<f64>(),
+                dst_rs as isize,
+                1,
+            ),
+            _ => {}
+        }
+    }
 }
