@@ -49,6 +49,20 @@ def step():
         xi.grad.abs().amax(dim=1)
 
 
+def peak_rss_mib():
+    """This process's peak resident set (Linux VmHWM). Not ru_maxrss: Linux carries that
+    over from the parent across fork and exec, so under `fakelens bench` it would report
+    FakeLens' own peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def sync():
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -65,8 +79,7 @@ elapsed = time.perf_counter() - start
 print(json.dumps({
     "images_per_sec": args.steps * batch / elapsed,
     "ms_per_step": 1000 * elapsed / args.steps,
-    # Linux reports ru_maxrss in KiB.
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mib": peak_rss_mib(),
     "threads": torch.get_num_threads(),
     "device": str(dev),
     "mode": args.mode,
