@@ -108,7 +108,8 @@ fn simplenet_forward_and_gradients_match_pytorch() {
         models::build_with_dtype(ModelKind::SimpleNet, &Device::Cpu, DType::F64, 0).unwrap();
     set_formula_weights(model.as_ref(), DType::F64);
     let x = Var::from_tensor(&input(DType::F64)).unwrap();
-    let logits = model.forward_t(&x, false).unwrap();
+    // Training mode: weight gradients exist only there (evaluation detaches the weights).
+    let logits = model.forward_t(&x, true).unwrap();
     let got_logits = to_f32(&logits);
     let err = common::relative_max_error(&got_logits, &common::floats(&expected["logits"]));
     assert!(err < 1e-4, "logits differ by {err:e}: {got_logits:?}");

@@ -70,8 +70,9 @@ impl BatchNorm {
 
     fn forward_impl(&self, x: &Tensor, train: bool, fused: bool) -> candle_core::Result<Tensor> {
         if !train {
-            let scale = (self.weight.clone() / (self.running_var.as_tensor() + EPS)?.sqrt()?)?;
-            let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let running_var = self.running_var.as_tensor().detach();
+            let scale = (self.weight.detach() / (running_var + EPS)?.sqrt()?)?;
+            let shift = (self.bias.detach() - (self.running_mean.as_tensor().detach() * &scale)?)?;
             let shape = (1, scale.elem_count(), 1, 1);
             return x
                 .broadcast_mul(&scale.reshape(shape)?)?

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::conv::{ConvGeometry, conv2d_relu};
 use super::conv_pool::conv2d_relu_maxpool2;
 use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params};
+use super::{Detector, LayerHook, ModelError, Params, param};
 use crate::config::ModelKind;
 
 const CONVS: [(&str, usize, usize); 3] = [("conv1", 3, 6), ("conv2", 6, 16), ("conv3", 16, 24)];
@@ -68,10 +68,19 @@ impl SimpleNet {
     }
 
     /// The fully connected head on the last pooled features.
-    fn head(&self, xs: &Tensor, hook: &mut LayerHook<'_>) -> candle_core::Result<Tensor> {
+    fn head(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        hook: &mut LayerHook<'_>,
+    ) -> candle_core::Result<Tensor> {
         let mut xs = xs.flatten_from(1)?;
         let last = self.fcs.len() - 1;
         for (i, ((name, _, _), fc)) in FCS.iter().zip(&self.fcs).enumerate() {
+            let fc = candle_nn::Linear::new(
+                param(fc.weight(), train),
+                fc.bias().map(|b| param(b, train)),
+            );
             xs = fc.forward(&xs)?;
             if i < last {
                 xs = xs.relu()?;
@@ -89,26 +98,29 @@ impl Detector for SimpleNet {
 
     /// Without a hook the conv stages run fused with their pools (`conv_pool.rs`): the
     /// same values without the full-size activations.
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut xs = xs.clone();
         for (w, b) in &self.convs {
-            xs = conv2d_relu_maxpool2(&xs, w, b, GEOMETRY)?;
+            xs = conv2d_relu_maxpool2(&xs, &param(w, train), &param(b, train), GEOMETRY)?;
         }
-        self.head(&xs, &mut |_, t| Ok(t))
+        self.head(&xs, train, &mut |_, t| Ok(t))
     }
 
     fn forward_hooked(
         &self,
         xs: &Tensor,
-        _train: bool,
+        train: bool,
         hook: &mut LayerHook<'_>,
     ) -> candle_core::Result<Tensor> {
         let mut xs = xs.clone();
         for ((name, _, _), (w, b)) in CONVS.iter().zip(&self.convs) {
-            xs = hook(name, conv2d_relu(&xs, w, b, GEOMETRY)?)?;
+            xs = hook(
+                name,
+                conv2d_relu(&xs, &param(w, train), &param(b, train), GEOMETRY)?,
+            )?;
             xs = max_pool2d(&xs, POOL)?;
         }
-        self.head(&xs, hook)
+        self.head(&xs, train, hook)
     }
 
     fn layer_names(&self) -> &'static [&'static str] {

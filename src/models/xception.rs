@@ -12,7 +12,7 @@ use super::batchnorm::BatchNorm;
 use super::conv::{ConvGeometry, conv2d};
 use super::depthwise::depthwise_conv2d;
 use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params};
+use super::{Detector, LayerHook, ModelError, Params, param};
 use crate::config::ModelKind;
 
 /// One block: `(name, c_in, c_out, reps, stride, start_with_relu, grow_first)`.
@@ -118,17 +118,17 @@ impl SeparableConv {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let same = ConvGeometry {
             stride: 1,
             padding: 1,
         };
-        let x = depthwise_conv2d(x, &self.depthwise, same)?;
+        let x = depthwise_conv2d(x, &param(&self.depthwise, train), same)?;
         let one = ConvGeometry {
             stride: 1,
             padding: 0,
         };
-        conv2d(&x, &self.pointwise, &self.no_bias, one)
+        conv2d(&x, &param(&self.pointwise, train), &self.no_bias, one)
     }
 }
 
@@ -200,7 +200,7 @@ impl Block {
         for layer in &self.rep {
             x = match layer {
                 Layer::Relu => x.relu()?,
-                Layer::Separable(conv) => conv.forward(&x)?,
+                Layer::Separable(conv) => conv.forward(&x, train)?,
                 Layer::Norm(bn) => bn.forward(&x, train)?,
                 Layer::Pool(stride) => max_pool2d(
                     &x,
@@ -218,7 +218,7 @@ impl Block {
                     stride: *stride,
                     padding: 0,
                 };
-                bn.forward(&conv2d(input, w, zeros, geometry)?, train)?
+                bn.forward(&conv2d(input, &param(w, train), zeros, geometry)?, train)?
             }
             None => input.clone(),
         };
@@ -329,24 +329,28 @@ impl Detector for Xception {
         hook: &mut LayerHook<'_>,
     ) -> candle_core::Result<Tensor> {
         let g = |stride| ConvGeometry { stride, padding: 0 };
-        let x = conv2d(xs, &self.conv1, &self.zeros.0, g(2))?;
+        let x = conv2d(xs, &param(&self.conv1, train), &self.zeros.0, g(2))?;
         let x = hook("conv1", self.bn1.forward(&x, train)?.relu()?)?;
-        let x = conv2d(&x, &self.conv2, &self.zeros.1, g(1))?;
+        let x = conv2d(&x, &param(&self.conv2, train), &self.zeros.1, g(1))?;
         let mut x = hook("conv2", self.bn2.forward(&x, train)?.relu()?)?;
         for (name, block) in &self.blocks {
             x = hook(name, block.forward(&x, train)?)?;
         }
         let x = hook(
             "conv3",
-            self.bn3.forward(&self.conv3.forward(&x)?, train)?.relu()?,
+            self.bn3.forward(&self.conv3.forward(&x, train)?, train)?.relu()?,
         )?;
         let x = hook(
             "conv4",
-            self.bn4.forward(&self.conv4.forward(&x)?, train)?.relu()?,
+            self.bn4.forward(&self.conv4.forward(&x, train)?, train)?.relu()?,
         )?;
         let mut x = x.mean((2, 3))?;
         let last = self.head.len() - 1;
         for (i, fc) in self.head.iter().enumerate() {
+            let fc = candle_nn::Linear::new(
+                param(fc.weight(), train),
+                fc.bias().map(|b| param(b, train)),
+            );
             x = fc.forward(&x)?;
             if i < last {
                 x = x.relu()?;
