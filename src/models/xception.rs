@@ -338,11 +338,15 @@ impl Detector for Xception {
         }
         let x = hook(
             "conv3",
-            self.bn3.forward(&self.conv3.forward(&x, train)?, train)?.relu()?,
+            self.bn3
+                .forward(&self.conv3.forward(&x, train)?, train)?
+                .relu()?,
         )?;
         let x = hook(
             "conv4",
-            self.bn4.forward(&self.conv4.forward(&x, train)?, train)?.relu()?,
+            self.bn4
+                .forward(&self.conv4.forward(&x, train)?, train)?
+                .relu()?,
         )?;
         let mut x = x.mean((2, 3))?;
         let last = self.head.len() - 1;
