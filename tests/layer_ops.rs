@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use fakelens::models::Params;
 use fakelens::models::batchnorm::BatchNorm;
 use fakelens::models::conv::ConvGeometry;
-use fakelens::models::depthwise::depthwise_conv2d;
+use fakelens::models::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
 use fakelens::models::shifted::depthwise_conv2d_by_shifts;
 
 fn formula(count: usize, a: f64, b: f64) -> Vec<f64> {
@@ -45,6 +45,65 @@ type DepthwiseFn = fn(&Tensor, &Tensor, ConvGeometry) -> candle_core::Result<Ten
 #[test]
 fn depthwise_conv_matches_pytorch() {
     check_depthwise(depthwise_conv2d);
+}
+
+/// The ReLU fused into the depthwise op equals a ReLU followed by it, in values and in both
+/// gradients (the inputs straddle zero, so the ReLU blocks about half of them).
+#[test]
+fn fused_relu_depthwise_equals_relu_then_depthwise() {
+    let g = ConvGeometry {
+        stride: 1,
+        padding: 1,
+    };
+    for dtype in [DType::F64, DType::F32] {
+        let x = var(formula(2 * 5 * 9 * 7, 0.37, 0.1), &[2, 5, 9, 7], dtype);
+        let w = var(formula(5 * 9, 0.17, 1.1), &[5, 1, 3, 3], dtype);
+        let fused = relu_depthwise_conv2d(&x, &w, g).unwrap();
+        let separate = depthwise_conv2d(&x.relu().unwrap(), &w, g).unwrap();
+        let up = Tensor::from_vec(
+            formula(fused.elem_count(), 0.23, 0.7),
+            fused.shape(),
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+        let a = (&fused * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let b = (&separate * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let to_json = |t: &Tensor| -> serde_json::Value {
+            let v: Vec<f64> = t
+                .flatten_all()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            serde_json::json!(v)
+        };
+        check("y", &fused, &to_json(&separate), 1e-6);
+        check(
+            "grad_x",
+            a.get(&x).unwrap(),
+            &to_json(b.get(&x).unwrap()),
+            1e-6,
+        );
+        check(
+            "grad_w",
+            a.get(&w).unwrap(),
+            &to_json(b.get(&w).unwrap()),
+            1e-6,
+        );
+    }
 }
 
 /// The depthwise conv GPUs use (strided shifts), run here on the CPU.

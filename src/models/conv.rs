@@ -467,7 +467,7 @@ fn channel_sum<T: CpuFloat>(
 }
 
 /// `grad · [y > 0]` for a fused ReLU, in one pass.
-struct ReluGradMask;
+pub(crate) struct ReluGradMask;
 
 impl CustomOp2 for ReluGradMask {
     fn name(&self) -> &'static str {

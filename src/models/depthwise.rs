@@ -21,6 +21,8 @@ struct Dims {
     ow: usize,
     stride: usize,
     pad: usize,
+    /// Read the input through a ReLU (the `relu → separable conv` of Xception's blocks).
+    relu: bool,
 }
 
 impl Dims {
@@ -49,6 +51,7 @@ impl Dims {
             ow: (wd + 2 * g.padding - k) / g.stride + 1,
             stride: g.stride,
             pad: g.padding,
+            relu: false,
         })
     }
     fn hp(&self) -> usize {
@@ -64,14 +67,26 @@ impl Dims {
         self.oh * self.ow
     }
 
-    /// `x` (one plane) with `pad` zeros around it, in `buf` (hp × wp).
+    /// `x` (one plane, through a ReLU if `relu`) with `pad` zeros around it, in `buf`
+    /// (hp × wp).
     fn pad_into<T: WithDType>(&self, x: &[T], buf: &mut [T]) {
+        let zero = T::from_f64(0.0);
         if self.pad > 0 {
-            buf.fill(T::from_f64(0.0));
+            buf.fill(zero);
         }
         for y in 0..self.h {
             let start = (y + self.pad) * self.wp() + self.pad;
-            buf[start..start + self.w].copy_from_slice(&x[y * self.w..(y + 1) * self.w]);
+            let (dst, src) = (
+                &mut buf[start..start + self.w],
+                &x[y * self.w..(y + 1) * self.w],
+            );
+            if self.relu {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = if *s > zero { *s } else { zero };
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
         }
     }
 
@@ -85,8 +100,9 @@ impl Dims {
     }
 }
 
-/// The forward op: `y[n][c] = x[n][c] ⋆ w[c]`.
-pub struct DepthwiseConv(pub ConvGeometry);
+/// The forward op: `y[n][c] = x[n][c] ⋆ w[c]`, or `relu(x[n][c]) ⋆ w[c]` when `.1` is set
+/// (the ReLU's output never becomes a tensor, and its backward is one masking pass).
+pub struct DepthwiseConv(pub ConvGeometry, pub bool);
 
 impl CustomOp2 for DepthwiseConv {
     fn name(&self) -> &'static str {
@@ -100,7 +116,10 @@ impl CustomOp2 for DepthwiseConv {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = Dims::new(xl.dims(), wl.dims(), self.0)?;
+        let d = Dims {
+            relu: self.1,
+            ..Dims::new(xl.dims(), wl.dims(), self.0)?
+        };
         dispatch_float!(xs, "depthwise conv", forward(&d, xs, xl, ws, wl))
     }
 
@@ -113,12 +132,18 @@ impl CustomOp2 for DepthwiseConv {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let grad_x = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(w, &GradInput(self.0, x.dims().to_vec()))?)
+            let dx = grad.apply_op2_no_bwd(w, &GradInput(self.0, x.dims().to_vec()))?;
+            Some(if self.1 {
+                // ReLU passes the gradient where its input was positive.
+                dx.apply_op2_no_bwd(&x.contiguous()?, &super::conv::ReluGradMask)?
+            } else {
+                dx
+            })
         } else {
             None
         };
         let grad_w = if w.track_op() {
-            Some(x.apply_op2_no_bwd(&grad, &GradWeight(self.0, w.dims().to_vec()))?)
+            Some(x.apply_op2_no_bwd(&grad, &GradWeight(self.0, w.dims().to_vec(), self.1))?)
         } else {
             None
         };
@@ -233,7 +258,7 @@ fn grad_input<T: CpuFloat>(
 }
 
 /// `dL/dw[c] = Σₙ Σ gy[n][c] · window of x[n][c]`, one channel per task.
-struct GradWeight(ConvGeometry, Vec<usize>);
+struct GradWeight(ConvGeometry, Vec<usize>, bool);
 
 impl CustomOp2 for GradWeight {
     fn name(&self) -> &'static str {
@@ -247,7 +272,10 @@ impl CustomOp2 for GradWeight {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = Dims::new(xl.dims(), &self.1, self.0)?;
+        let d = Dims {
+            relu: self.2,
+            ..Dims::new(xl.dims(), &self.1, self.0)?
+        };
         dispatch_float!(xs, "depthwise conv", grad_weight(&d, xs, xl, gs, gl))
     }
 }
@@ -295,7 +323,20 @@ fn grad_weight<T: CpuFloat>(
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, g: ConvGeometry) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
-        return x.contiguous()?.apply_op2(w, DepthwiseConv(g));
+        return x.contiguous()?.apply_op2(w, DepthwiseConv(g, false));
     }
     super::shifted::depthwise_conv2d_by_shifts(x, w, g)
+}
+
+/// `depthwise_conv2d(relu(x), w)`, fused on the CPU.
+pub fn relu_depthwise_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    g: ConvGeometry,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+    {
+        return x.contiguous()?.apply_op2(w, DepthwiseConv(g, true));
+    }
+    super::shifted::depthwise_conv2d_by_shifts(&x.relu()?, w, g)
 }

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::batchnorm::BatchNorm;
 use super::conv::{ConvGeometry, conv2d};
-use super::depthwise::depthwise_conv2d;
+use super::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
 use super::pool::{PoolGeometry, max_pool2d};
 use super::{Detector, LayerHook, ModelError, Params, param};
 use crate::config::ModelKind;
@@ -118,12 +118,18 @@ impl SeparableConv {
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    /// `pointwise(depthwise(x))`, or `pointwise(depthwise(relu(x)))` with the ReLU fused.
+    fn forward(&self, x: &Tensor, relu_first: bool, train: bool) -> candle_core::Result<Tensor> {
         let same = ConvGeometry {
             stride: 1,
             padding: 1,
         };
-        let x = depthwise_conv2d(x, &param(&self.depthwise, train), same)?;
+        let depthwise = param(&self.depthwise, train);
+        let x = if relu_first {
+            relu_depthwise_conv2d(x, &depthwise, same)?
+        } else {
+            depthwise_conv2d(x, &depthwise, same)?
+        };
         let one = ConvGeometry {
             stride: 1,
             padding: 0,
@@ -197,10 +203,22 @@ impl Block {
 
     fn forward(&self, input: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut x = input.clone();
+        let mut relu_pending = false;
         for layer in &self.rep {
+            if relu_pending && !matches!(layer, Layer::Separable(_)) {
+                x = x.relu()?;
+                relu_pending = false;
+            }
             x = match layer {
-                Layer::Relu => x.relu()?,
-                Layer::Separable(conv) => conv.forward(&x, train)?,
+                // Deferred: a following separable conv applies it inside its depthwise op.
+                Layer::Relu => {
+                    relu_pending = true;
+                    continue;
+                }
+                Layer::Separable(conv) => {
+                    let relu_first = std::mem::take(&mut relu_pending);
+                    conv.forward(&x, relu_first, train)?
+                }
                 Layer::Norm(bn) => bn.forward(&x, train)?,
                 Layer::Pool(stride) => max_pool2d(
                     &x,
@@ -211,6 +229,9 @@ impl Block {
                     },
                 )?,
             };
+        }
+        if relu_pending {
+            x = x.relu()?;
         }
         let skip = match &self.skip {
             Some((w, zeros, bn, stride)) => {
@@ -339,13 +360,13 @@ impl Detector for Xception {
         let x = hook(
             "conv3",
             self.bn3
-                .forward(&self.conv3.forward(&x, train)?, train)?
+                .forward(&self.conv3.forward(&x, false, train)?, train)?
                 .relu()?,
         )?;
         let x = hook(
             "conv4",
             self.bn4
-                .forward(&self.conv4.forward(&x, train)?, train)?
+                .forward(&self.conv4.forward(&x, false, train)?, train)?
                 .relu()?,
         )?;
         let mut x = x.mean((2, 3))?;
