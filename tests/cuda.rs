@@ -38,17 +38,6 @@ fn values(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
-/// Largest absolute difference relative to the CPU values' largest magnitude.
-fn relative_error(gpu: &[f64], cpu: &[f64]) -> f64 {
-    assert_eq!(gpu.len(), cpu.len());
-    let scale = cpu.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
-    gpu.iter()
-        .zip(cpu)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
-
 #[test]
 fn simplenet_on_cuda_matches_the_cpu_in_logits_and_gradients() {
     let Some(gpu) = gpu() else { return };
@@ -117,12 +106,12 @@ fn compare(
     let (cpu_logits, cpu_grads) = run(&Device::Cpu);
     let (gpu_logits, gpu_grads) = run(gpu);
 
-    let err = relative_error(&gpu_logits, &cpu_logits);
+    let err = common::relative_error_f64(&gpu_logits, &cpu_logits);
     eprintln!("{kind:?}: logits differ by {err:e}");
     assert!(err < logit_tolerance, "{kind:?}: logits differ by {err:e}");
     assert_eq!(cpu_grads.len(), param_tensors, "{kind:?}");
     for ((name, want), (_, got)) in cpu_grads.iter().zip(&gpu_grads) {
-        let err = relative_error(got, want);
+        let err = common::relative_error_f64(got, want);
         assert!(
             err < grad_tolerance,
             "{kind:?} {name}: gradient differs by {err:e}"

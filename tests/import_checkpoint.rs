@@ -10,7 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use fakelens::config::ModelKind;
 use fakelens::models::{self, import::import_checkpoint};
 
@@ -18,17 +18,6 @@ fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/import")
         .join(name)
-}
-
-fn values(model: &dyn models::Detector, key: &str) -> Vec<f64> {
-    let var = model.params().get(key).unwrap();
-    var.as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 #[test]
@@ -56,7 +45,7 @@ fn pth_with_other_key_spellings_imports_into_the_backbone() {
     ] {
         let dims = model.params().get(key).unwrap().dims().to_vec();
         let want = common::formula::formula_value(key, &dims);
-        let got = values(model.as_ref(), key);
+        let got = common::param_values(model.as_ref(), key);
         let err = got
             .iter()
             .zip(&want)
@@ -69,7 +58,7 @@ fn pth_with_other_key_spellings_imports_into_the_backbone() {
 #[test]
 fn legacy_and_wrong_shape_checkpoints_are_refused_clearly() {
     let model = models::build(ModelKind::LilXception, &Device::Cpu, 0).unwrap();
-    let before = values(model.as_ref(), "conv1.weight");
+    let before = common::param_values(model.as_ref(), "conv1.weight");
 
     let legacy = fixture_path("legacy.pth");
     let err = import_checkpoint(model.as_ref(), &legacy)
@@ -105,7 +94,7 @@ fn legacy_and_wrong_shape_checkpoints_are_refused_clearly() {
     );
 
     assert_eq!(
-        values(model.as_ref(), "conv1.weight"),
+        common::param_values(model.as_ref(), "conv1.weight"),
         before,
         "nothing was loaded"
     );
@@ -124,7 +113,7 @@ fn safetensors_checkpoint_imports_every_key() {
         "{report:?}"
     );
     assert_eq!(
-        values(model.as_ref(), "fc.6.weight"),
-        values(source.as_ref(), "fc.6.weight")
+        common::param_values(model.as_ref(), "fc.6.weight"),
+        common::param_values(source.as_ref(), "fc.6.weight")
     );
 }

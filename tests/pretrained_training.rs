@@ -9,21 +9,10 @@ mod common;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use fakelens::config::{ModelKind, TrainConfig};
 use fakelens::models;
 use fakelens::train::{RunStatus, TrainData, train};
-
-fn values(model: &dyn models::Detector, key: &str) -> Vec<f64> {
-    let var = model.params().get(key).unwrap();
-    var.as_tensor()
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 #[test]
 fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
@@ -78,7 +67,7 @@ fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
         .dims()
         .to_vec();
     let imported = common::formula::formula_value("conv1.weight", &dims);
-    let err = values(trained.as_ref(), "conv1.weight")
+    let err = common::param_values(trained.as_ref(), "conv1.weight")
         .iter()
         .zip(&imported)
         .map(|(a, b)| (a - b).abs())
@@ -86,8 +75,8 @@ fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
     assert!(err < 1e-6, "the frozen backbone moved by {err:e}");
     let fresh = models::build(ModelKind::LilXception, &Device::Cpu, config.seed).unwrap();
     assert_ne!(
-        values(trained.as_ref(), "fc.6.weight"),
-        values(fresh.as_ref(), "fc.6.weight"),
+        common::param_values(trained.as_ref(), "fc.6.weight"),
+        common::param_values(fresh.as_ref(), "fc.6.weight"),
         "the head trained"
     );
 

@@ -30,16 +30,6 @@ fn flat64(t: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
-fn rel_err(got: &[f64], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
-
 #[test]
 fn parameter_counts_and_keys_match_pytorch() {
     let fixture = common::fixture("xception/expected.json");
@@ -85,7 +75,7 @@ fn eval_logits_match_pytorch_and_survive_a_checkpoint_round_trip() {
         let x = image(&dims, DType::F32);
         let want = common::floats(&case["logits"]);
         let got = flat64(&model.forward_t(&x, false).unwrap());
-        let err = rel_err(&got, &want);
+        let err = common::relative_error_f64(&got, &want);
         assert!(err < 1e-3, "{name}: logits differ from PyTorch by {err:e}");
 
         let path = dir.path().join(format!("{name}.safetensors"));
@@ -105,14 +95,14 @@ fn training_forward_updates_running_statistics_and_gradients_as_pytorch() {
     common::formula::load_formula(model.as_ref());
     let x = image(&common::usizes(&case["input"]), DType::F64);
     let logits = model.forward_t(&x, true).unwrap();
-    let err = rel_err(&flat64(&logits), &common::floats(&case["logits"]));
+    let err = common::relative_error_f64(&flat64(&logits), &common::floats(&case["logits"]));
     assert!(err < 1e-6, "training logits differ by {err:e}");
 
     let running = case["running"].as_object().unwrap();
     assert_eq!(running.len(), 48);
     for (key, want) in running {
         let var = model.params().get(key).unwrap();
-        let err = rel_err(&flat64(var.as_tensor()), &common::floats(want));
+        let err = common::relative_error_f64(&flat64(var.as_tensor()), &common::floats(want));
         assert!(err < 1e-6, "{key} differs by {err:e}");
     }
     let batches = model.params().get("bn1.num_batches_tracked").unwrap();
@@ -130,7 +120,7 @@ fn training_forward_updates_running_statistics_and_gradients_as_pytorch() {
     for (key, want) in case["grads"].as_object().unwrap() {
         let var = model.params().get(key).unwrap();
         let got = flat64(grads.get(var).unwrap());
-        let err = rel_err(&got, &common::floats(want));
+        let err = common::relative_error_f64(&got, &common::floats(want));
         assert!(err < 1e-6, "gradient of {key} differs by {err:e}");
     }
 }

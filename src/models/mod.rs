@@ -32,6 +32,30 @@ pub fn param(t: &Tensor, train: bool) -> Tensor {
     if train { t.clone() } else { t.detach() }
 }
 
+/// Fully connected layers with ReLU between them (none after the last), parameters as
+/// [`param`] gives them; `each(i, output)` sees layer `i`'s output and may replace it.
+pub fn mlp_forward(
+    layers: &[candle_nn::Linear],
+    x: &Tensor,
+    train: bool,
+    mut each: impl FnMut(usize, Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    use candle_core::Module;
+    let mut x = x.clone();
+    for (i, fc) in layers.iter().enumerate() {
+        let fc = candle_nn::Linear::new(
+            param(fc.weight(), train),
+            fc.bias().map(|b| param(b, train)),
+        );
+        x = fc.forward(&x)?;
+        if i + 1 < layers.len() {
+            x = x.relu()?;
+        }
+        x = each(i, x)?;
+    }
+    Ok(x)
+}
+
 /// Called with each named layer's output during a hooked forward pass; may return a
 /// replacement (e.g. the activation plus a zero probe whose gradient is d score / d A).
 pub type LayerHook<'a> = dyn FnMut(&str, Tensor) -> candle_core::Result<Tensor> + 'a;

@@ -2,12 +2,12 @@
 //! three fully connected layers (16,901,762 parameters). Keys match the PyTorch module's
 //! `state_dict()`: `conv1.weight`, `conv1.bias`, …, `fc3.bias`.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::conv::{ConvGeometry, conv2d_relu};
 use super::conv_pool::conv2d_relu_maxpool2;
 use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params, param};
+use super::{Detector, LayerHook, ModelError, Params, mlp_forward, param};
 use crate::config::ModelKind;
 
 const CONVS: [(&str, usize, usize); 3] = [("conv1", 3, 6), ("conv2", 6, 16), ("conv3", 16, 24)];
@@ -74,20 +74,9 @@ impl SimpleNet {
         train: bool,
         hook: &mut LayerHook<'_>,
     ) -> candle_core::Result<Tensor> {
-        let mut xs = xs.flatten_from(1)?;
-        let last = self.fcs.len() - 1;
-        for (i, ((name, _, _), fc)) in FCS.iter().zip(&self.fcs).enumerate() {
-            let fc = candle_nn::Linear::new(
-                param(fc.weight(), train),
-                fc.bias().map(|b| param(b, train)),
-            );
-            xs = fc.forward(&xs)?;
-            if i < last {
-                xs = xs.relu()?;
-            }
-            xs = hook(name, xs)?;
-        }
-        Ok(xs)
+        mlp_forward(&self.fcs, &xs.flatten_from(1)?, train, |i, t| {
+            hook(FCS[i].0, t)
+        })
     }
 }
 

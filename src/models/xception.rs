@@ -6,13 +6,13 @@
 //! parameters) and the course project's LilXception (1,811,372). State-dict keys equal the
 //! PyTorch model's (`block1.rep.0.conv1.weight`, `block1.skipbn.running_mean`, `fc.0.weight`…).
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::batchnorm::BatchNorm;
 use super::conv::{ConvGeometry, conv2d};
 use super::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
 use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params, param};
+use super::{Detector, LayerHook, ModelError, Params, mlp_forward, param};
 use crate::config::ModelKind;
 
 /// One block: `(name, c_in, c_out, reps, stride, start_with_relu, grow_first)`.
@@ -369,18 +369,7 @@ impl Detector for Xception {
                 .forward(&self.conv4.forward(&x, false, train)?, train)?
                 .relu()?,
         )?;
-        let mut x = x.mean((2, 3))?;
-        let last = self.head.len() - 1;
-        for (i, fc) in self.head.iter().enumerate() {
-            let fc = candle_nn::Linear::new(
-                param(fc.weight(), train),
-                fc.bias().map(|b| param(b, train)),
-            );
-            x = fc.forward(&x)?;
-            if i < last {
-                x = x.relu()?;
-            }
-        }
+        let x = mlp_forward(&self.head, &x.mean((2, 3))?, train, |_, t| Ok(t))?;
         hook("fc", x)
     }
 

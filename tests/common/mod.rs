@@ -49,6 +49,29 @@ pub fn floats(value: &serde_json::Value) -> Vec<f64> {
 }
 
 /// Largest absolute difference divided by the largest absolute expected value.
+/// A parameter or buffer of `model` by key, as f64 values.
+pub fn param_values(model: &dyn fakelens::models::Detector, key: &str) -> Vec<f64> {
+    let var = model.params().get(key).unwrap();
+    var.as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Largest absolute difference relative to the largest magnitude of `want`, in f64.
+pub fn relative_error_f64(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
 pub fn relative_max_error(got: &[f32], expected: &[f64]) -> f64 {
     assert_eq!(got.len(), expected.len(), "length mismatch");
     let scale = expected
