@@ -3,7 +3,9 @@
 //! unique maximum by 1/(kernel area) and misaligns windows on odd sizes; this op routes each
 //! output gradient to the first maximum of its window, as PyTorch does.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, WithDType};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 
 use super::cpu_float::{contiguous, dispatch_float};
 use rayon::prelude::*;
@@ -19,6 +21,7 @@ pub struct PoolGeometry {
 #[derive(Clone, Copy)]
 struct Dims {
     planes: usize,
+    channels: usize,
     h: usize,
     w: usize,
     oh: usize,
@@ -41,6 +44,7 @@ impl Dims {
         }
         Ok(Dims {
             planes: n * c,
+            channels: c.max(1),
             h,
             w,
             oh: (h + 2 * g.padding - g.kernel) / g.stride + 1,
@@ -122,8 +126,24 @@ fn argmax_2x2<T: WithDType>(plane: &[T], w: usize, oy: usize, ox: usize) -> usiz
     best_i
 }
 
-/// The forward op.
-pub struct MaxPool2dOp(pub PoolGeometry);
+/// Where each pooled value's maximum lies in its input plane (one per output value).
+type Argmax = Arc<Vec<u32>>;
+
+/// The forward op. It keeps each output's argmax, so the backward pass routes the gradient
+/// without scanning the windows again.
+pub struct MaxPool2dOp {
+    geometry: PoolGeometry,
+    argmax: Mutex<Option<Argmax>>,
+}
+
+impl MaxPool2dOp {
+    pub fn new(geometry: PoolGeometry) -> MaxPool2dOp {
+        MaxPool2dOp {
+            geometry,
+            argmax: Mutex::new(None),
+        }
+    }
+}
 
 impl CustomOp1 for MaxPool2dOp {
     fn name(&self) -> &'static str {
@@ -131,8 +151,10 @@ impl CustomOp1 for MaxPool2dOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = Dims::new(l.dims(), self.0)?;
-        dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))
+        let d = Dims::new(l.dims(), self.geometry)?;
+        let (storage, shape, argmax) = dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))?;
+        *self.argmax.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(argmax));
+        Ok((storage, shape))
     }
 
     fn bwd(
@@ -141,28 +163,39 @@ impl CustomOp1 for MaxPool2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
+        let argmax = self
+            .argmax
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(argmax) = argmax else {
+            candle_core::bail!("max-pool backward before its forward pass")
+        };
+        let d = Dims::new(arg.dims(), self.geometry)?;
         let grad = grad.contiguous()?;
-        Ok(Some(arg.apply_op2_no_bwd(&grad, &MaxPool2dGrad(self.0))?))
+        Ok(Some(
+            grad.apply_op1_no_bwd(&MaxPool2dGrad { dims: d, argmax })?,
+        ))
     }
 }
 
 /// `dL/dx`: each output gradient added at its window's first maximum.
-struct MaxPool2dGrad(PoolGeometry);
+struct MaxPool2dGrad {
+    dims: Dims,
+    argmax: Argmax,
+}
 
-impl CustomOp2 for MaxPool2dGrad {
+impl CustomOp1 for MaxPool2dGrad {
     fn name(&self) -> &'static str {
         "fakelens-max-pool2d-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = Dims::new(xl.dims(), self.0)?;
-        dispatch_float!(xs, "max_pool2d", pool_backward(&d, xs, xl, gs, gl))
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(
+            gs,
+            "max_pool2d",
+            pool_backward(&self.dims, &self.argmax, gs, gl)
+        )
     }
 }
 
@@ -170,15 +203,22 @@ fn pool_forward<T: WithDType>(
     d: &Dims,
     s: &CpuStorage,
     l: &Layout,
-) -> candle_core::Result<(CpuStorage, Shape)> {
+) -> candle_core::Result<(CpuStorage, Shape, Vec<u32>)> {
     let x = contiguous::<T>(s, l)?;
+    if d.h * d.w > u32::MAX as usize {
+        candle_core::bail!("max_pool2d: planes of {}x{} are too large", d.h, d.w)
+    }
     let mut out = vec![T::from_f64(0.0); d.planes * d.oh * d.ow];
+    let mut argmax = vec![0u32; out.len()];
     out.par_chunks_mut(d.oh * d.ow)
+        .zip(argmax.par_chunks_mut(d.oh * d.ow))
         .zip(x.par_chunks(d.h * d.w))
-        .for_each(|(y, plane)| {
+        .for_each(|((y, at), plane)| {
             for oy in 0..d.oh {
                 for ox in 0..d.ow {
-                    y[oy * d.ow + ox] = plane[d.argmax(plane, oy, ox)];
+                    let i = d.argmax(plane, oy, ox);
+                    y[oy * d.ow + ox] = plane[i];
+                    at[oy * d.ow + ox] = i as u32;
                 }
             }
         });
@@ -186,28 +226,33 @@ fn pool_forward<T: WithDType>(
     Ok((
         T::to_cpu_storage_owned(out),
         Shape::from((dims[0], dims[1], d.oh, d.ow)),
+        argmax,
     ))
 }
 
 fn pool_backward<T: WithDType>(
     d: &Dims,
-    xs: &CpuStorage,
-    xl: &Layout,
+    argmax: &[u32],
     gs: &CpuStorage,
     gl: &Layout,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
-    let (x, g) = (contiguous::<T>(xs, xl)?, contiguous::<T>(gs, gl)?);
+    let g = contiguous::<T>(gs, gl)?;
+    let outputs = d.oh * d.ow;
+    if g.len() != d.planes * outputs || argmax.len() != g.len() {
+        candle_core::bail!("max_pool2d backward: gradient size does not match its forward pass")
+    }
     let mut out = vec![T::from_f64(0.0); d.planes * d.h * d.w];
     out.par_chunks_mut(d.h * d.w)
-        .zip(x.par_chunks(d.h * d.w).zip(g.par_chunks(d.oh * d.ow)))
-        .for_each(|(dx, (plane, gy))| {
-            for oy in 0..d.oh {
-                for ox in 0..d.ow {
-                    dx[d.argmax(plane, oy, ox)] += gy[oy * d.ow + ox];
+        .zip(argmax.par_chunks(outputs).zip(g.par_chunks(outputs)))
+        .for_each(|(dx, (at, gy))| {
+            for (&i, &v) in at.iter().zip(gy) {
+                if let Some(slot) = dx.get_mut(i as usize) {
+                    *slot += v;
                 }
             }
         });
-    Ok((T::to_cpu_storage_owned(out), Shape::from(xl.dims())))
+    let shape = Shape::from((d.planes / d.channels, d.channels, d.h, d.w));
+    Ok((T::to_cpu_storage_owned(out), shape))
 }
 
 /// Max-pooling with the fast CPU op. Elsewhere a pool whose kernel equals its stride (and
@@ -218,7 +263,7 @@ fn pool_backward<T: WithDType>(
 pub fn max_pool2d(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
     {
-        return x.contiguous()?.apply_op1(MaxPool2dOp(g));
+        return x.contiguous()?.apply_op1(MaxPool2dOp::new(g));
     }
     if g.padding == 0 && g.kernel == g.stride {
         max_pool2d_by_reduction(x, g)
