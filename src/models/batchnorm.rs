@@ -92,8 +92,8 @@ impl BatchNorm {
                 stats: stats.clone(),
             };
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let Some((mean, var)) = stats.lock().unwrap_or_else(PoisonError::into_inner).take()
-            else {
+            let kept = stats.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let Some((mean, var)) = kept else {
                 candle_core::bail!("batch norm: the forward pass kept no statistics")
             };
             let mean = Tensor::from_vec(mean, c, x.device())?.to_dtype(x.dtype())?;
@@ -125,9 +125,30 @@ impl BatchNorm {
 /// Per-channel mean and biased variance of the batch, as f64.
 type BatchStats = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
 
-/// Training-mode forward: `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ².
+/// Training-mode forward: `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ², which
+/// it keeps for the running statistics and for its backward pass.
 struct BatchNormTrain {
     stats: BatchStats,
+}
+
+impl BatchNormTrain {
+    /// Per channel (μ, 1/√(σ²+ε)) of the batch the forward pass normalised.
+    fn mean_inv_std(&self) -> candle_core::Result<Arc<Vec<(f64, f64)>>> {
+        let kept = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some((mean, var)) = kept else {
+            candle_core::bail!("batch norm backward before its forward pass")
+        };
+        Ok(Arc::new(
+            mean.iter()
+                .zip(&var)
+                .map(|(m, v)| (*m, 1.0 / (v + EPS).sqrt()))
+                .collect(),
+        ))
+    }
 }
 
 /// Σ and Σ² of each channel of an NCHW tensor, in f64.
@@ -176,12 +197,18 @@ impl CustomOp3 for BatchNormTrain {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        let stats = self.mean_inv_std()?;
         // [dγ; dβ] first: the input gradient needs both.
-        let dwb = grad.apply_op2_no_bwd(x, &BatchNormGradParams)?;
+        let dwb = grad.apply_op2_no_bwd(
+            x,
+            &BatchNormGradParams {
+                stats: stats.clone(),
+            },
+        )?;
         let dx = grad.apply_op3_no_bwd(
             x,
             &Tensor::cat(&[&dwb, &w.unsqueeze(0)?], 0)?,
-            &BatchNormGradInput,
+            &BatchNormGradInput { stats },
         )?;
         Ok((Some(dx), Some(dwb.get(0)?), Some(dwb.get(1)?)))
     }
@@ -232,20 +259,10 @@ fn bn_forward<T: CpuFloat>(
     Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
 }
 
-/// Batch statistics of `x` recomputed for the backward pass: per channel (μ, 1/√(σ²+ε)).
-fn mean_inv_std<T: CpuFloat>(x: &[T], n: usize, c: usize, plane: usize) -> Vec<(f64, f64)> {
-    let count = (n * plane) as f64;
-    channel_moments(x, n, c, plane)
-        .into_iter()
-        .map(|(s, s2)| {
-            let m = s / count;
-            (m, 1.0 / ((s2 / count - m * m).max(0.0) + EPS).sqrt())
-        })
-        .collect()
+/// `[dγ; dβ]` (2 × C): `dγ = Σ g·x̂`, `dβ = Σ g`, with the forward pass's (μ, 1/σ).
+struct BatchNormGradParams {
+    stats: Arc<Vec<(f64, f64)>>,
 }
-
-/// `[dγ; dβ]` (2 × C): `dγ = Σ g·x̂`, `dβ = Σ g`.
-struct BatchNormGradParams;
 
 impl CustomOp2 for BatchNormGradParams {
     fn name(&self) -> &'static str {
@@ -259,11 +276,16 @@ impl CustomOp2 for BatchNormGradParams {
         xs: &CpuStorage,
         xl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        dispatch_float!(gs, "batch norm", bn_grad_params(gs, gl, xs, xl))
+        dispatch_float!(
+            gs,
+            "batch norm",
+            bn_grad_params(&self.stats, gs, gl, xs, xl)
+        )
     }
 }
 
 fn bn_grad_params<T: CpuFloat>(
+    stats: &[(f64, f64)],
     gs: &CpuStorage,
     gl: &Layout,
     xs: &CpuStorage,
@@ -272,7 +294,12 @@ fn bn_grad_params<T: CpuFloat>(
     let (n, c, h, w) = xl.shape().dims4()?;
     let (g, x) = (contiguous::<T>(gs, gl)?, contiguous::<T>(xs, xl)?);
     let plane = h * w;
-    let stats = mean_inv_std(x, n, c, plane);
+    if stats.len() != c {
+        candle_core::bail!(
+            "batch norm backward: {} statistics for {c} channels",
+            stats.len()
+        )
+    }
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -295,7 +322,9 @@ fn bn_grad_params<T: CpuFloat>(
 }
 
 /// `dx = γ/(M·σ) · (M·g − dβ − x̂·dγ)` from `[dγ; dβ; γ]` (3 × C).
-struct BatchNormGradInput;
+struct BatchNormGradInput {
+    stats: Arc<Vec<(f64, f64)>>,
+}
 
 impl CustomOp3 for BatchNormGradInput {
     fn name(&self) -> &'static str {
@@ -311,11 +340,17 @@ impl CustomOp3 for BatchNormGradInput {
         ps: &CpuStorage,
         pl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        dispatch_float!(gs, "batch norm", bn_grad_input(gs, gl, xs, xl, ps, pl))
+        dispatch_float!(
+            gs,
+            "batch norm",
+            bn_grad_input(&self.stats, gs, gl, xs, xl, ps, pl)
+        )
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bn_grad_input<T: CpuFloat>(
+    stats: &[(f64, f64)],
     gs: &CpuStorage,
     gl: &Layout,
     xs: &CpuStorage,
@@ -334,7 +369,12 @@ fn bn_grad_input<T: CpuFloat>(
     }
     let plane = h * w;
     let m = (n * plane) as f64;
-    let stats = mean_inv_std(x, n, c, plane);
+    if stats.len() != c {
+        candle_core::bail!(
+            "batch norm backward: {} statistics for {c} channels",
+            stats.len()
+        )
+    }
     let mut dx = vec![T::from_f64(0.0); x.len()];
     dx.par_chunks_mut(plane)
         .zip(g.par_chunks(plane).zip(x.par_chunks(plane)))
