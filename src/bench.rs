@@ -90,7 +90,11 @@ pub fn fakelens_throughput(
         batch_size,
         ..kind.default_train_config()
     };
-    let mut optimizer = Optimizer::new(model.params().vars(), &config)?;
+    // Only training has an optimiser: Adam's moments would inflate the other modes' memory.
+    let mut optimizer = match mode {
+        BenchMode::Train => Some(Optimizer::new(model.params().vars(), &config)?),
+        BenchMode::Eval | BenchMode::Saliency => None,
+    };
     let batch = if mode == BenchMode::Saliency {
         1
     } else {
@@ -105,7 +109,9 @@ pub fn fakelens_throughput(
             BenchMode::Train => {
                 let logits = model.forward_t(&images, true)?;
                 let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-                optimizer.backward_step(&loss)?;
+                if let Some(optimizer) = optimizer.as_mut() {
+                    optimizer.backward_step(&loss)?;
+                }
             }
             BenchMode::Eval => {
                 model.forward_t(&images, false)?;
