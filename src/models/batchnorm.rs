@@ -4,13 +4,14 @@
 //! in evaluation, a per-channel affine with the running statistics. Off the CPU the same
 //! formulas run as stock Candle ops.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
 use super::Params;
 use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use super::stash::ForwardStash;
 
 pub const EPS: f64 = 1e-5;
 pub const MOMENTUM: f64 = 0.1;
@@ -87,17 +88,15 @@ impl BatchNorm {
             )
         }
         let (y, mean, var) = if fused {
-            let stats = Arc::new(Mutex::new(None));
+            let stats: BatchStats = Arc::default();
             let op = BatchNormTrain {
                 stats: stats.clone(),
             };
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let kept = stats.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            let Some((mean, var)) = kept else {
-                candle_core::bail!("batch norm: the forward pass kept no statistics")
-            };
-            let mean = Tensor::from_vec(mean, c, x.device())?.to_dtype(x.dtype())?;
-            let var = Tensor::from_vec(var, c, x.device())?.to_dtype(x.dtype())?;
+            let kept = stats.get("batch norm")?;
+            let (mean, var) = &*kept;
+            let mean = Tensor::from_slice(mean, c, x.device())?.to_dtype(x.dtype())?;
+            let var = Tensor::from_slice(var, c, x.device())?.to_dtype(x.dtype())?;
             (y, mean, var)
         } else {
             let mean = x.mean_keepdim((0, 2, 3))?;
@@ -123,7 +122,7 @@ impl BatchNorm {
 }
 
 /// Per-channel mean and biased variance of the batch, as f64.
-type BatchStats = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+type BatchStats = Arc<ForwardStash<(Vec<f64>, Vec<f64>)>>;
 
 /// Training-mode forward: `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ², which
 /// it keeps for the running statistics and for its backward pass.
@@ -134,17 +133,11 @@ struct BatchNormTrain {
 impl BatchNormTrain {
     /// Per channel (μ, 1/√(σ²+ε)) of the batch the forward pass normalised.
     fn mean_inv_std(&self) -> candle_core::Result<Arc<Vec<(f64, f64)>>> {
-        let kept = self
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some((mean, var)) = kept else {
-            candle_core::bail!("batch norm backward before its forward pass")
-        };
+        let kept = self.stats.get("batch norm")?;
+        let (mean, var) = &*kept;
         Ok(Arc::new(
             mean.iter()
-                .zip(&var)
+                .zip(var)
                 .map(|(m, v)| (*m, 1.0 / (v + EPS).sqrt()))
                 .collect(),
         ))
@@ -255,7 +248,7 @@ fn bn_forward<T: CpuFloat>(
                 *y = *x * scale + shift;
             }
         });
-    *stats.lock().unwrap_or_else(PoisonError::into_inner) = Some((mean, var));
+    stats.put((mean, var));
     Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
 }
 

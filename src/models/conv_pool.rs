@@ -8,7 +8,7 @@
 //!
 //! Ties in a pool window go to the first maximum in row-major order, as in PyTorch.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -16,6 +16,7 @@ use super::conv::{ConvGeometry, conv2d_relu};
 use super::cpu_float::contiguous;
 use super::direct_conv::{self, DirectDims};
 use super::pool::{PoolGeometry, max_pool2d};
+use super::stash::ForwardStash;
 
 /// `maxpool2(relu(conv(x, w) + b))`: fused where the direct kernels run (CPU, f32, stride 1,
 /// AVX-512), else the separate conv and pool ops (same values and gradients).
@@ -87,14 +88,14 @@ type Argmax = Arc<Vec<u32>>;
 /// The forward op: `maxpool2(relu(conv(x, w) + b))`, stride-1 convolution.
 pub struct ConvReluPool2Op {
     padding: usize,
-    argmax: Mutex<Option<Argmax>>,
+    argmax: ForwardStash<Vec<u32>>,
 }
 
 impl ConvReluPool2Op {
     pub fn new(padding: usize) -> ConvReluPool2Op {
         ConvReluPool2Op {
             padding,
-            argmax: Mutex::new(None),
+            argmax: ForwardStash::default(),
         }
     }
 }
@@ -158,7 +159,7 @@ impl CustomOp3 for ConvReluPool2Op {
             },
         );
         let (values, argmax): (Vec<f32>, Vec<u32>) = pooled.into_iter().unzip();
-        *self.argmax.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(argmax));
+        self.argmax.put(argmax);
         Ok((
             CpuStorage::F32(values),
             Shape::from((d.conv.n, d.conv.c_out, d.ph, d.pw)),
@@ -173,14 +174,7 @@ impl CustomOp3 for ConvReluPool2Op {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(argmax) = self
-            .argmax
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        else {
-            candle_core::bail!("conv-pool backward before its forward pass")
-        };
+        let argmax = self.argmax.get("conv-pool")?;
         let d = PoolDims::new(x.dims(), w.dims(), self.padding)?;
         let grad = grad.contiguous()?;
         let pass = |part| PooledGrad {

@@ -14,6 +14,7 @@ pub mod params;
 pub mod pool;
 pub mod shifted;
 pub mod simplenet;
+pub mod stash;
 pub mod xception;
 
 use candle_core::{DType, Device, Tensor};

@@ -3,11 +3,12 @@
 //! unique maximum by 1/(kernel area) and misaligns windows on odd sizes; this op routes each
 //! output gradient to the first maximum of its window, as PyTorch does.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 
 use super::cpu_float::{contiguous, dispatch_float};
+use super::stash::ForwardStash;
 use rayon::prelude::*;
 
 /// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.
@@ -133,14 +134,14 @@ type Argmax = Arc<Vec<u32>>;
 /// without scanning the windows again.
 pub struct MaxPool2dOp {
     geometry: PoolGeometry,
-    argmax: Mutex<Option<Argmax>>,
+    argmax: ForwardStash<Vec<u32>>,
 }
 
 impl MaxPool2dOp {
     pub fn new(geometry: PoolGeometry) -> MaxPool2dOp {
         MaxPool2dOp {
             geometry,
-            argmax: Mutex::new(None),
+            argmax: ForwardStash::default(),
         }
     }
 }
@@ -153,7 +154,7 @@ impl CustomOp1 for MaxPool2dOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(l.dims(), self.geometry)?;
         let (storage, shape, argmax) = dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))?;
-        *self.argmax.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(argmax));
+        self.argmax.put(argmax);
         Ok((storage, shape))
     }
 
@@ -163,14 +164,7 @@ impl CustomOp1 for MaxPool2dOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let argmax = self
-            .argmax
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some(argmax) = argmax else {
-            candle_core::bail!("max-pool backward before its forward pass")
-        };
+        let argmax = self.argmax.get("max_pool2d")?;
         let d = Dims::new(arg.dims(), self.geometry)?;
         let grad = grad.contiguous()?;
         Ok(Some(
