@@ -1,7 +1,7 @@
 //! Xception's layer ops equal PyTorch (fixture: tests/fixtures/layers/make.py): the
 //! depthwise convolution in forward and both gradients for several kernels, strides and
 //! paddings; training-mode batch norm in output, all three gradients and the running
-//! statistics. Relative to the largest expected magnitude: f64 results to 2e-7 (compared
+//! statistics; batch norm with a fused ReLU against the stock ops. Relative to the largest expected magnitude: f64 results to 2e-7 (compared
 //! at f32 resolution), f32 results to 1e-5.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -233,6 +233,66 @@ fn check_batch_norm(stock_ops: bool) {
                 let buffer = params.get(&format!("bn.{key}")).unwrap();
                 check(&label(key), buffer.as_tensor(), &case[key], tolerance);
             }
+        }
+    }
+}
+
+/// Batch norm with its ReLU fused (one op on the CPU, in training and in evaluation) equals
+/// the stock ops checked against PyTorch above, followed by Candle's ReLU: output, the input
+/// gradient and, in training, both parameter gradients and the running statistics.
+#[test]
+fn fused_batch_norm_relu_equals_stock_batch_norm_then_relu() {
+    let (n, c, h, w) = (3, 5, 4, 6);
+    for train in [true, false] {
+        let mut outcomes = Vec::new();
+        for fused in [true, false] {
+            let mut params = Params::with_dtype("test", &Device::Cpu, DType::F64, 0);
+            let bn = BatchNorm::new(&mut params, "bn", c).unwrap();
+            let set = |key: &str, values: Vec<f64>| {
+                let t = Tensor::from_vec(values, c, &Device::Cpu).unwrap();
+                params.get(key).unwrap().set(&t).unwrap();
+            };
+            set("bn.weight", formula(c, 0.9, 0.3));
+            set("bn.bias", formula(c, 0.5, 0.8));
+            set("bn.running_mean", formula(c, 0.7, 0.1));
+            set(
+                "bn.running_var",
+                formula(c, 0.4, 0.2).iter().map(|v| 1.5 + v).collect(),
+            );
+            let x = var(formula(n * c * h * w, 0.37, 0.1), &[n, c, h, w], DType::F64);
+            let y = if fused {
+                bn.forward_relu(&x, train).unwrap()
+            } else {
+                bn.forward_relu_with_stock_ops(&x, train).unwrap()
+            };
+            let g = Tensor::from_vec(formula(y.elem_count(), 0.23, 0.7), y.shape(), &Device::Cpu)
+                .unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut tensors = vec![y.clone(), grads.get(&x).unwrap().clone()];
+            if train {
+                for key in ["bn.weight", "bn.bias"] {
+                    tensors.push(grads.get(params.get(key).unwrap()).unwrap().clone());
+                }
+                for key in ["bn.running_mean", "bn.running_var"] {
+                    tensors.push(params.get(key).unwrap().as_tensor().clone());
+                }
+            }
+            let outputs = y.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            assert!(outputs.contains(&0.0), "the ReLU never clipped");
+            outcomes.push(tensors);
+        }
+        for (i, (a, b)) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
+            let a: Vec<f64> = a.flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f64> = b.flatten_all().unwrap().to_vec1().unwrap();
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                err < 1e-12,
+                "train={train}, tensor {i}: fused differs by {err:e}"
+            );
         }
     }
 }

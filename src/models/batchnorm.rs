@@ -10,6 +10,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 use super::Params;
+use super::channel_affine::ChannelAffine;
+use super::conv::ReluGradMask;
 use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
 use super::stash::ForwardStash;
 
@@ -60,24 +62,58 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let fused = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
-        self.forward_impl(x, train, fused)
+        self.forward_impl(x, train, Self::fused(x), false)
+    }
+
+    /// `relu(bn(x))`, fused into the one op on the CPU (no separate ReLU node whose
+    /// backward zero-fills, compares, converts and multiplies the whole activation).
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_impl(x, train, Self::fused(x), true)
     }
 
     /// The same layer on stock Candle ops only (what GPUs run), for comparisons.
     pub fn forward_with_stock_ops(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.forward_impl(x, train, false)
+        self.forward_impl(x, train, false, false)
     }
 
-    fn forward_impl(&self, x: &Tensor, train: bool, fused: bool) -> candle_core::Result<Tensor> {
+    /// `relu(bn(x))` on stock Candle ops only, for comparisons.
+    pub fn forward_relu_with_stock_ops(
+        &self,
+        x: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        self.forward_impl(x, train, false, true)
+    }
+
+    fn fused(x: &Tensor) -> bool {
+        x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    }
+
+    fn forward_impl(
+        &self,
+        x: &Tensor,
+        train: bool,
+        fused: bool,
+        relu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let stock_relu = |y: Tensor| if relu { y.relu() } else { Ok(y) };
         if !train {
             let running_var = self.running_var.as_tensor().detach();
             let scale = (self.weight.detach() / (running_var + EPS)?.sqrt()?)?;
             let shift = (self.bias.detach() - (self.running_mean.as_tensor().detach() * &scale)?)?;
+            if fused {
+                let op = ChannelAffine {
+                    scale: scale.to_dtype(DType::F64)?.to_vec1()?,
+                    shift: shift.to_dtype(DType::F64)?.to_vec1()?,
+                    relu,
+                };
+                return x.contiguous()?.apply_op1(op);
+            }
             let shape = (1, scale.elem_count(), 1, 1);
-            return x
-                .broadcast_mul(&scale.reshape(shape)?)?
-                .broadcast_add(&shift.reshape(shape)?);
+            return stock_relu(
+                x.broadcast_mul(&scale.reshape(shape)?)?
+                    .broadcast_add(&shift.reshape(shape)?)?,
+            );
         }
         let (n, c, h, w) = x.dims4()?;
         let count = n * h * w;
@@ -91,6 +127,7 @@ impl BatchNorm {
             let stats: BatchStats = Arc::default();
             let op = BatchNormTrain {
                 stats: stats.clone(),
+                relu,
             };
             let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
             let kept = stats.get("batch norm")?;
@@ -106,7 +143,11 @@ impl BatchNorm {
                 .broadcast_div(&(&var + EPS)?.sqrt()?)?
                 .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
                 .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
-            (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach())
+            (
+                stock_relu(y)?,
+                mean.flatten_all()?.detach(),
+                var.flatten_all()?.detach(),
+            )
         };
         // PyTorch keeps the unbiased variance in the running estimate.
         let unbiased = (var * (count as f64 / (count - 1) as f64))?;
@@ -125,9 +166,10 @@ impl BatchNorm {
 type BatchStats = Arc<ForwardStash<(Vec<f64>, Vec<f64>)>>;
 
 /// Training-mode forward: `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ², which
-/// it keeps for the running statistics and for its backward pass.
+/// it keeps for the running statistics and for its backward pass; optionally `relu(y)`.
 struct BatchNormTrain {
     stats: BatchStats,
+    relu: bool,
 }
 
 impl BatchNormTrain {
@@ -177,7 +219,7 @@ impl CustomOp3 for BatchNormTrain {
         dispatch_float!(
             xs,
             "batch norm",
-            bn_forward(&self.stats, xs, xl, ws, wl, bs, bl)
+            bn_forward(&self.stats, self.relu, xs, xl, ws, wl, bs, bl)
         )
     }
 
@@ -186,10 +228,16 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        // The fused ReLU's output is positive exactly where it passed its input through.
+        let grad = if self.relu {
+            grad.apply_op2_no_bwd(res, &ReluGradMask)?
+        } else {
+            grad
+        };
         let stats = self.mean_inv_std()?;
         // [dγ; dβ] first: the input gradient needs both.
         let dwb = grad.apply_op2_no_bwd(
@@ -210,6 +258,7 @@ impl CustomOp3 for BatchNormTrain {
 #[allow(clippy::too_many_arguments)]
 fn bn_forward<T: CpuFloat>(
     stats: &BatchStats,
+    relu: bool,
     xs: &CpuStorage,
     xl: &Layout,
     ws: &CpuStorage,
@@ -244,8 +293,10 @@ fn bn_forward<T: CpuFloat>(
             let inv = 1.0 / (var[ch] + EPS).sqrt();
             let scale = T::from_f64(gamma[ch].to_f64() * inv);
             let shift = T::from_f64(beta[ch].to_f64() - mean[ch] * gamma[ch].to_f64() * inv);
+            let zero = T::from_f64(0.0);
             for (y, x) in y.iter_mut().zip(x) {
-                *y = *x * scale + shift;
+                let z = *x * scale + shift;
+                *y = if relu && z < zero { zero } else { z };
             }
         });
     stats.put((mean, var));

@@ -91,6 +91,11 @@ impl Dims {
     fn patch(&self) -> usize {
         self.c_in * self.k * self.k
     }
+    /// A 1×1, stride-1, unpadded conv: the input planes are already the im2col matrix
+    /// (`patch × pixels`), so no copy is made in either direction.
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
 
     /// Calls `f(row, oy, ox_range, src_row_start, src_x0)` for every (col-row, output-row)
     /// pair: the output columns `ox_range` read input row `iy` starting at input column
@@ -332,11 +337,10 @@ fn conv_forward<T: CpuFloat>(
     out.par_chunks_mut(d.c_out * ohw)
         .zip(x.par_chunks(d.in_plane()))
         .try_for_each(|(y, x)| {
-            T::with_scratch(d.patch() * ohw, |col| {
-                im2col(x, d, col);
-                // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
+            // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
+            let product = |y: &mut [T], col: &[T]| {
                 let lhs = MatRef::row_major(w, d.c_out, d.patch());
-                let rhs = MatRef::row_major(&*col, d.patch(), ohw);
+                let rhs = MatRef::row_major(col, d.patch(), ohw);
                 matmul(y, lhs, rhs, false, threads).map_err(gemm_err)?;
                 for (plane, &bias) in y.chunks_mut(ohw).zip(b) {
                     for v in plane.iter_mut() {
@@ -345,6 +349,13 @@ fn conv_forward<T: CpuFloat>(
                     }
                 }
                 Ok::<(), candle_core::Error>(())
+            };
+            if d.is_pointwise() {
+                return product(y, x);
+            }
+            T::with_scratch(d.patch() * ohw, |col| {
+                im2col(x, d, col);
+                product(y, col)
             })
         })?;
     Ok((
@@ -367,9 +378,13 @@ fn conv_grad_input<T: CpuFloat>(
     out.par_chunks_mut(d.in_plane())
         .zip(g.par_chunks(d.c_out * ohw))
         .try_for_each(|(dx, gy)| {
+            // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
+            let lhs = MatRef::transposed(w, d.c_out, d.patch());
+            let rhs = MatRef::row_major(gy, d.c_out, ohw);
+            if d.is_pointwise() {
+                return matmul(dx, lhs, rhs, false, threads).map_err(gemm_err);
+            }
             T::with_scratch(d.patch() * ohw, |col| {
-                let lhs = MatRef::transposed(w, d.c_out, d.patch());
-                let rhs = MatRef::row_major(gy, d.c_out, ohw);
                 matmul(col, lhs, rhs, false, threads).map_err(gemm_err)?;
                 col2im(col, d, dx);
                 Ok::<(), candle_core::Error>(())
@@ -402,12 +417,17 @@ fn conv_grad_weight<T: CpuFloat>(
         .try_fold(
             || vec![zero; wlen],
             |mut dwt, (x, gy)| {
-                T::with_scratch(d.patch() * ohw, |col| {
-                    im2col(x, d, col);
-                    let lhs = MatRef::row_major(&*col, d.patch(), ohw);
-                    let rhs = MatRef::transposed(gy, d.c_out, ohw);
-                    matmul(&mut dwt, lhs, rhs, true, threads).map_err(gemm_err)
-                })?;
+                let rhs = MatRef::transposed(gy, d.c_out, ohw);
+                if d.is_pointwise() {
+                    let lhs = MatRef::row_major(x, d.patch(), ohw);
+                    matmul(&mut dwt, lhs, rhs, true, threads).map_err(gemm_err)?;
+                } else {
+                    T::with_scratch(d.patch() * ohw, |col| {
+                        im2col(x, d, col);
+                        let lhs = MatRef::row_major(&*col, d.patch(), ohw);
+                        matmul(&mut dwt, lhs, rhs, true, threads).map_err(gemm_err)
+                    })?;
+                }
                 Ok::<_, candle_core::Error>(dwt)
             },
         )

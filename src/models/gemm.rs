@@ -38,20 +38,6 @@ impl<'a, T> MatRef<'a, T> {
         }
     }
 
-    /// The same matrix, copied row-major.
-    fn copied_row_major(&self) -> Vec<T>
-    where
-        T: Copy,
-    {
-        let mut out = Vec::with_capacity(self.rows * self.cols);
-        for i in 0..self.rows {
-            out.extend(
-                (0..self.cols).map(|j| self.data[i * self.row_stride + j * self.col_stride]),
-            );
-        }
-        out
-    }
-
     fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
@@ -99,21 +85,6 @@ pub fn matmul<T: candle_core::WithDType + Send + Sync>(
     }
     let supported = matches!(T::DTYPE, candle_core::DType::F32 | candle_core::DType::F64);
     if supported && m >= BLOCKED_MIN && n >= BLOCKED_MIN && k >= BLOCKED_MIN {
-        // Transposed operands make the kernel's packing gather along long strides: copy
-        // them to row-major first (one pass, small next to the product).
-        let (lhs_copy, rhs_copy);
-        let lhs = if lhs.col_stride != 1 {
-            lhs_copy = lhs.copied_row_major();
-            MatRef::row_major(&lhs_copy, m, k)
-        } else {
-            lhs
-        };
-        let rhs = if rhs.col_stride != 1 {
-            rhs_copy = rhs.copied_row_major();
-            MatRef::row_major(&rhs_copy, k, n)
-        } else {
-            rhs
-        };
         // Column blocks of dst on rayon's threads (one block when single-threaded), each a
         // single-threaded blocked product that packs only its own columns of rhs.
         let cols = n.div_ceil(threads.max(1)).max(BLOCKED_MIN);

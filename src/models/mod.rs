@@ -2,6 +2,7 @@
 //! layers reachable by a hook (for Grad-CAM), and its parameter store.
 
 pub mod batchnorm;
+pub mod channel_affine;
 pub mod conv;
 pub mod conv_pool;
 pub mod cpu_float;
