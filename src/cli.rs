@@ -93,6 +93,13 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Continue an interrupted or cancelled run from its last saved state (kept every 10
+    /// minutes, after each epoch and on cancel), with its own settings and dataset.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "model", "data", "preset", "epochs", "batch_size", "lr", "optimizer", "momentum",
+        "seed", "no_augment", "pretrained", "freeze_backbone", "out",
+    ])]
+    pub resume: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -190,8 +197,20 @@ fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
 
 fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config();
-    config.validate().map_err(anyhow::Error::msg)?;
-    let root = resolve_data(&args.data)?;
+    let resumed = match &args.resume {
+        Some(dir) => Some(
+            crate::train::RunRecord::load(dir)
+                .with_context(|| format!("resuming run {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let root = match &resumed {
+        Some(record) => record.dataset.clone(),
+        None => {
+            config.validate().map_err(anyhow::Error::msg)?;
+            resolve_data(&args.data)?
+        }
+    };
     let (device, notice) = crate::device::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("{notice}");
@@ -217,10 +236,15 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             format!("skipped {}: {}", bad.path.display(), bad.reason),
         );
     }
-    let run_dir = match &args.out {
-        Some(dir) => dir.clone(),
-        None => crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model),
+    let run_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => {
+            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
+        }
     };
+    // Without a terminal (a log file, a script) the bar is hidden: print progress every
+    // minute instead.
+    let last_line = std::cell::Cell::new(std::time::Instant::now());
     print_table_header(&bar);
     let mut on_event = |event: TrainEvent| match event {
         TrainEvent::Started { run_dir, record } => say(
@@ -237,14 +261,30 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             bar.set_length(p.batches as u64);
             bar.set_position(p.batch as u64);
             bar.set_message(format!("epoch {}/{}", p.epoch, p.epochs));
+            if bar.is_hidden() && last_line.get().elapsed().as_secs() >= 60 {
+                last_line.set(std::time::Instant::now());
+                println!(
+                    "epoch {}/{} batch {}/{}  loss {:.4}  {:.1} images/s  ETA {:.0} min",
+                    p.epoch,
+                    p.epochs,
+                    p.batch,
+                    p.batches,
+                    p.loss,
+                    p.images_per_sec,
+                    p.eta_secs / 60.0
+                );
+            }
         }
         TrainEvent::Evaluating { epoch } => bar.set_message(format!("eval {epoch}")),
         TrainEvent::Epoch(r) => say(&bar, epoch_row(&r)),
         TrainEvent::Collapsed { message, .. } => say(&bar, format!("warning: {message}")),
         TrainEvent::CheckpointSaved { .. } => {}
     };
-    let record = crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event)
-        .with_context(|| format!("training run {}", run_dir.display()))?;
+    let record = match resumed {
+        Some(_) => crate::train::resume(&data, &run_dir, &device, &cancel, &mut on_event),
+        None => crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event),
+    }
+    .with_context(|| format!("training run {}", run_dir.display()))?;
     bar.finish_and_clear();
     if let (Some(epoch), Some(test)) = (record.best_epoch, record.test_acc_at_best) {
         println!(

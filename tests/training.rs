@@ -258,3 +258,77 @@ fn wrong_or_corrupt_checkpoints_are_refused_with_path_and_cause() {
         .unwrap();
     assert!(matches!(err, ModelError::MissingKey { .. }), "{err}");
 }
+
+/// A run cancelled mid-epoch keeps a resumable state; resuming it finishes with the same
+/// per-step losses (same batches, augmentations, weights and Adam moments) as a run that was
+/// never interrupted, and a completed run keeps no state and refuses to resume.
+#[test]
+fn cancelled_run_resumes_to_the_same_losses_as_an_uninterrupted_run() {
+    let demo = common::small_demo(100, 11);
+    let data = prepare(&demo.path().join("demo"));
+    let cfg = TrainConfig {
+        batch_size: 8,
+        ..config(2)
+    };
+    let whole_dir = demo.path().join("whole");
+    let whole = train(
+        &cfg,
+        &data,
+        &whole_dir,
+        &Device::Cpu,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(whole.status, RunStatus::Completed);
+    assert!(!whole_dir.join(fakelens::train::resume::STATE_FILE).exists());
+
+    let split_dir = demo.path().join("split");
+    let cancel = AtomicBool::new(false);
+    let first = train(&cfg, &data, &split_dir, &Device::Cpu, &cancel, &mut |e| {
+        if let TrainEvent::Batch(p) = e
+            && p.step >= 3
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(first.status, RunStatus::Cancelled);
+    let done_before = first.step_losses.len();
+    assert!(done_before >= 3 && done_before < whole.step_losses.len());
+    assert!(split_dir.join(fakelens::train::resume::STATE_FILE).exists());
+
+    let resumed = fakelens::train::resume(
+        &data,
+        &split_dir,
+        &Device::Cpu,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(resumed.status, RunStatus::Completed);
+    assert_eq!(resumed.step_losses.len(), whole.step_losses.len());
+    for (i, (a, b)) in resumed
+        .step_losses
+        .iter()
+        .zip(&whole.step_losses)
+        .enumerate()
+    {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "step {i} (resumed after {done_before}): loss {a} vs {b} uninterrupted"
+        );
+    }
+    assert_eq!(resumed.epochs.len(), 2);
+    assert_eq!(RunRecord::load(&split_dir).unwrap(), resumed);
+
+    let again = fakelens::train::resume(
+        &data,
+        &split_dir,
+        &Device::Cpu,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(again.to_string().contains("no resumable state"), "{again}");
+}

@@ -45,6 +45,8 @@ pub struct EpochPlan {
     pub shuffle: Option<(u64, usize)>,
     pub augment: bool,
     pub norm: Normalization,
+    /// Batches of the pass to skip (a resumed run starts mid-epoch); they are not built.
+    pub first_batch: usize,
 }
 
 /// An iterator of batches built on a prefetch thread.
@@ -71,7 +73,8 @@ impl BatchLoader {
         let handle = std::thread::Builder::new()
             .name("fakelens-loader".into())
             .spawn(move || {
-                for (b, chunk) in order.chunks(batch_size).enumerate() {
+                let batches = order.chunks(batch_size).enumerate();
+                for (b, chunk) in batches.skip(plan.first_batch) {
                     if stop_thread.load(Ordering::Relaxed) {
                         return;
                     }

@@ -106,7 +106,7 @@ impl Params {
     }
 
     /// Every parameter and buffer, in key order.
-    fn all(&self) -> impl Iterator<Item = (&String, &Var)> {
+    pub fn all(&self) -> impl Iterator<Item = (&String, &Var)> {
         self.vars.iter().chain(&self.buffers)
     }
 

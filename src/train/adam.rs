@@ -1,11 +1,10 @@
 //! Adam as PyTorch computes it (`torch.optim.Adam`, weight decay 0), fused and in place on the
 //! CPU: two passes over each parameter's memory per step and no allocations, where a chain of
-//! tensor ops allocates a dozen parameter-sized temporaries. Other devices use Candle's AdamW
-//! with weight decay 0 (the same update).
+//! tensor ops allocates a dozen parameter-sized temporaries. Other devices run the same update
+//! as stock tensor ops. The moments live here, so a run's state can be saved and resumed.
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
-use candle_nn::Optimizer as _;
 
 use crate::models::cpu_float::{CpuFloat, contiguous, contiguous_mut, dispatch_float};
 
@@ -18,61 +17,104 @@ pub struct AdamParams {
     pub eps: f64,
 }
 
-/// Fused Adam on the CPU, Candle's AdamW elsewhere.
-pub enum Adam {
-    Fused {
-        vars: Vec<(Var, Tensor)>,
-        params: AdamParams,
-        step: u64,
-    },
-    Candle(Box<candle_nn::AdamW>),
+/// Adam with its moments kept here (so a run's optimiser state can be saved and resumed on
+/// any device): fused in-place ops on the CPU, the same update as stock tensor ops elsewhere.
+pub struct Adam {
+    /// Each parameter with its `[2, n]` moments (first row m, second row v).
+    vars: Vec<(Var, Var)>,
+    params: AdamParams,
+    step: u64,
+    fused: bool,
 }
 
 impl Adam {
     pub fn new(vars: Vec<Var>, params: AdamParams) -> candle_core::Result<Adam> {
-        let on_cpu = vars
+        let fused = vars
             .iter()
             .all(|v| v.device().is_cpu() && matches!(v.dtype(), DType::F32 | DType::F64));
-        if !on_cpu {
-            let config = candle_nn::ParamsAdamW {
-                lr: params.lr,
-                beta1: params.beta1,
-                beta2: params.beta2,
-                eps: params.eps,
-                weight_decay: 0.0,
-            };
-            return Ok(Adam::Candle(Box::new(candle_nn::AdamW::new(vars, config)?)));
-        }
+        Self::build(vars, params, fused)
+    }
+
+    /// The update every device without the fused ops runs, for comparisons on the CPU.
+    pub fn with_stock_ops(vars: Vec<Var>, params: AdamParams) -> candle_core::Result<Adam> {
+        Self::build(vars, params, false)
+    }
+
+    fn build(vars: Vec<Var>, params: AdamParams, fused: bool) -> candle_core::Result<Adam> {
         let vars = vars
             .into_iter()
             .map(|v| {
-                let moments = Tensor::zeros((2, v.elem_count()), v.dtype(), v.device())?;
+                let moments = Var::zeros((2, v.elem_count()), v.dtype(), v.device())?;
                 Ok((v, moments))
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Adam::Fused {
+        Ok(Adam {
             vars,
             params,
             step: 0,
+            fused,
         })
     }
 
     pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        match self {
-            Adam::Candle(adam) => adam.step(grads),
-            Adam::Fused { vars, params, step } => {
-                *step += 1;
-                let t = *step as i32;
-                for (var, moments) in vars.iter() {
-                    let Some(grad) = grads.get(var) else { continue };
-                    let grad = grad.contiguous()?;
-                    moments.inplace_op2(&grad, &UpdateMoments(*params))?;
-                    var.as_tensor()
-                        .inplace_op2(moments, &ApplyAdam(*params, t))?;
-                }
-                Ok(())
+        self.step += 1;
+        let (p, t) = (self.params, self.step as i32);
+        for (var, moments) in self.vars.iter() {
+            let Some(grad) = grads.get(var) else { continue };
+            let grad = grad.contiguous()?;
+            if self.fused {
+                moments.as_tensor().inplace_op2(&grad, &UpdateMoments(p))?;
+                var.as_tensor().inplace_op2(moments, &ApplyAdam(p, t))?;
+                continue;
             }
+            let g = grad.flatten_all()?;
+            let m = ((moments.get(0)? * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
+            let v = ((moments.get(1)? * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
+            let bias1 = 1.0 - p.beta1.powi(t);
+            let bias2_sqrt = (1.0 - p.beta2.powi(t)).sqrt();
+            let denom = ((v.sqrt()? / bias2_sqrt)? + p.eps)?;
+            let update = ((&m / &denom)? * (p.lr / bias1))?.reshape(var.shape())?;
+            var.set(&var.as_tensor().sub(&update)?)?;
+            moments.set(&Tensor::stack(&[&m, &v], 0)?)?;
         }
+        Ok(())
+    }
+
+    /// Steps taken and each parameter's moments, in parameter order.
+    pub fn state(&self) -> (u64, Vec<Tensor>) {
+        let moments = self
+            .vars
+            .iter()
+            .map(|(_, m)| m.as_tensor().clone())
+            .collect();
+        (self.step, moments)
+    }
+
+    /// Restores what [`Adam::state`] returned for the same parameters.
+    pub fn restore(&mut self, step: u64, moments: &[Tensor]) -> Result<(), String> {
+        if moments.len() != self.vars.len() {
+            return Err(format!(
+                "Adam state has {} moment tensors for {} parameters",
+                moments.len(),
+                self.vars.len()
+            ));
+        }
+        for (i, ((_, mine), saved)) in self.vars.iter().zip(moments).enumerate() {
+            if mine.dims() != saved.dims() {
+                return Err(format!(
+                    "Adam moments {i} have shape {:?}, the model needs {:?}",
+                    saved.dims(),
+                    mine.dims()
+                ));
+            }
+            let value = saved
+                .to_device(mine.device())
+                .and_then(|t| t.to_dtype(mine.dtype()))
+                .map_err(|e| e.to_string())?;
+            mine.set(&value).map_err(|e| e.to_string())?;
+        }
+        self.step = step;
+        Ok(())
     }
 }
 
@@ -152,4 +194,41 @@ fn apply_adam<T: CpuFloat>(
         *w -= step * *m / denom;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn run(stock: bool) -> Vec<f64> {
+        let w = Var::new(&[[1.0f64, -2.0], [0.5, 3.0]], &Device::Cpu).unwrap();
+        let params = AdamParams {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut adam = if stock {
+            Adam::with_stock_ops(vec![w.clone()], params).unwrap()
+        } else {
+            Adam::new(vec![w.clone()], params).unwrap()
+        };
+        for _ in 0..3 {
+            let loss = (w.sqr().unwrap().sum_all().unwrap() + w.sum_all().unwrap()).unwrap();
+            adam.step(&loss.backward().unwrap()).unwrap();
+        }
+        w.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// The stock-op update (every device but the CPU) equals the fused one, and both moved
+    /// the parameters.
+    #[test]
+    fn stock_op_adam_equals_fused_adam() {
+        let (fused, stock) = (run(false), run(true));
+        for (a, b) in fused.iter().zip(&stock) {
+            assert!((a - b).abs() < 1e-12, "{fused:?} vs {stock:?}");
+        }
+        assert!((fused[0] - 1.0).abs() > 0.1, "{fused:?}");
+    }
 }

@@ -43,6 +43,7 @@ pub fn evaluate_split(
         shuffle: None,
         augment: false,
         norm,
+        first_batch: 0,
     };
     let (mut loss_sum, mut correct, mut fake, mut count) = (0.0f64, 0usize, 0usize, 0usize);
     let loader = BatchLoader::start(split.clone(), plan).map_err(super::TrainError::Thread)?;

@@ -4,9 +4,10 @@ pub mod adam;
 pub mod evaluate;
 pub mod history;
 pub mod optim;
+pub mod resume;
 pub mod trainer;
 
 pub use evaluate::{SplitMetrics, evaluate_split};
 pub use history::{EpochRecord, RunRecord, RunStatus, new_run_dir};
 pub use optim::Optimizer;
-pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, train};
+pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, resume, train};

@@ -1,6 +1,8 @@
 //! Optimisers: Adam (fused, as PyTorch's Adam) and SGD with momentum, implemented here because
 //! Candle's SGD has none.
 
+use std::collections::HashMap;
+
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
@@ -63,6 +65,69 @@ impl Optimizer {
                 Optimizer::Sgd(SgdMomentum::new(vars, config.lr, config.momentum))
             }
         })
+    }
+
+    /// The optimiser's state as named tensors (`optim.*`), for a resumable checkpoint.
+    pub fn state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        match self {
+            Optimizer::Adam(adam) => {
+                let (step, moments) = adam.state();
+                let step = Tensor::new(&[step as i64], &candle_core::Device::Cpu)?;
+                out.push(("optim.adam.step".to_string(), step));
+                for (i, m) in moments.into_iter().enumerate() {
+                    out.push((format!("optim.adam.{i}"), m));
+                }
+            }
+            Optimizer::Sgd(sgd) => {
+                for (i, buf) in sgd.buffers.iter().enumerate() {
+                    if let Some(buf) = buf {
+                        out.push((format!("optim.sgd.{i}"), buf.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores [`Optimizer::state`] saved by a run of the same model and optimiser.
+    pub fn restore(&mut self, saved: &HashMap<String, Tensor>) -> Result<(), String> {
+        match self {
+            Optimizer::Adam(adam) => {
+                let step = saved
+                    .get("optim.adam.step")
+                    .ok_or("no Adam state (the run used another optimiser?)")?
+                    .to_vec1::<i64>()
+                    .map_err(|e| e.to_string())?;
+                let moments: Vec<Tensor> = (0..)
+                    .map_while(|i| saved.get(&format!("optim.adam.{i}")).cloned())
+                    .collect();
+                adam.restore(step.first().copied().unwrap_or(0).max(0) as u64, &moments)
+            }
+            Optimizer::Sgd(sgd) => {
+                if saved.contains_key("optim.adam.step") {
+                    return Err("the saved state is Adam's, this run uses SGD".into());
+                }
+                for (i, (var, buf)) in sgd.vars.iter().zip(sgd.buffers.iter_mut()).enumerate() {
+                    *buf = match saved.get(&format!("optim.sgd.{i}")) {
+                        Some(t) if t.dims() == var.dims() => Some(
+                            t.to_device(var.device())
+                                .and_then(|t| t.to_dtype(var.dtype()))
+                                .map_err(|e| e.to_string())?,
+                        ),
+                        Some(t) => {
+                            return Err(format!(
+                                "SGD momentum {i} has shape {:?}, the model needs {:?}",
+                                t.dims(),
+                                var.dims()
+                            ));
+                        }
+                        None => None,
+                    };
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Back-propagates `loss` and applies one update.

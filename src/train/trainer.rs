@@ -1,7 +1,8 @@
 //! The training loop shared by the GUI worker and the CLI: each epoch trains, then evaluates
 //! val and test; the checkpoint is saved atomically whenever val accuracy strictly improves;
 //! `run.json` is rewritten after every epoch; cancel stops within one batch; a non-finite loss
-//! stops the run with a clear message; a collapse to a constant classifier is reported.
+//! stops the run with a clear message; a collapse to a constant classifier is reported. A
+//! resumable state (`resume.rs`) is kept every few minutes, after each epoch and on cancel.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +16,11 @@ use super::history::{
     CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
 };
 use super::optim::Optimizer;
+use super::resume::{Position, ResumeError, STATE_INTERVAL, remove_state, save_state};
 use crate::config::TrainConfig;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::{DataError, DatasetIndex, PreparedSplit, Split, Unreadable};
-use crate::models::{self, ModelError};
+use crate::models::{self, Detector, ModelError};
 
 /// Share of one predicted class on val at or above which a model counts as collapsed.
 pub const COLLAPSE_SHARE: f64 = 0.95;
@@ -36,6 +38,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
     #[error("cannot start the data loader thread: {0}")]
     Thread(std::io::Error),
     #[error("invalid training settings: {0}")]
@@ -185,20 +189,11 @@ pub fn train(
         }
         None => "random (PyTorch default init), trained from scratch".to_string(),
     };
-    let trainable = if config.freeze_backbone {
+    if config.freeze_backbone {
         initialization.push_str("; backbone frozen, only the fully connected head (fc*) trains");
-        model
-            .params()
-            .named_vars()
-            .filter(|(k, _)| k.starts_with("fc"))
-            .map(|(_, v)| v.clone())
-            .collect()
-    } else {
-        model.params().vars()
-    };
-    let mut optimizer = Optimizer::new(trainable, config)?;
-    let norm = config.model.normalization();
-    let mut record = RunRecord {
+    }
+    let optimizer = optimizer_for(model.as_ref(), config)?;
+    let record = RunRecord {
         run_id: run_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -207,7 +202,7 @@ pub fn train(
         model: config.model,
         param_count: model.param_count(),
         dataset: data.root.clone(),
-        normalization: norm,
+        normalization: config.model.normalization(),
         config: config.clone(),
         device: crate::device::describe(device),
         initialization,
@@ -226,144 +221,251 @@ pub fn train(
         path: run_dir.to_path_buf(),
         source,
     })?;
-    record.save(run_dir)?;
-    on_event(TrainEvent::Started {
-        run_dir: run_dir.to_path_buf(),
-        record: Box::new(record.clone()),
-    });
+    let start = Position {
+        epoch: 1,
+        ..Position::default()
+    };
+    let run = Run {
+        config,
+        data,
+        run_dir,
+        device,
+        model: model.as_ref(),
+    };
+    run.epochs(optimizer, record, start, cancel, on_event)
+}
 
-    let batches_per_epoch = data.train.len().div_ceil(config.batch_size.max(1));
-    let total_batches = batches_per_epoch * config.epochs;
-    let started = Instant::now();
-    let mut step = 0usize;
-    let mut images_seen = 0usize;
-    let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
-    let checkpoint = run_dir.join(CHECKPOINT_FILE);
+/// Continues the run in `run_dir` from its resumable state (saved every few minutes, after
+/// each epoch and on cancel) on `data`, which must be the dataset it started on.
+pub fn resume(
+    data: &TrainData,
+    run_dir: &Path,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunRecord, TrainError> {
+    let mut record = RunRecord::load(run_dir)?;
+    if record.train_images != data.train.len() || record.val_images != data.val.len() {
+        return Err(TrainError::InvalidConfig(format!(
+            "{} trained on {} train / {} val images, but {} now has {} / {}: resume it on the \
+             dataset it started on",
+            run_dir.display(),
+            record.train_images,
+            record.val_images,
+            data.root.display(),
+            data.train.len(),
+            data.val.len()
+        )));
+    }
+    let config = record.config.clone();
+    config.validate().map_err(TrainError::InvalidConfig)?;
+    let model = models::build(config.model, device, config.seed)?;
+    let mut optimizer = optimizer_for(model.as_ref(), &config)?;
+    let start = super::resume::load_state(run_dir, model.as_ref(), &mut optimizer)?;
+    // Forget what happened after the state was saved: it is trained again.
+    record.step_losses.truncate(start.step);
+    record.epochs.retain(|e| e.epoch < start.epoch);
+    record.status = RunStatus::Running;
+    record.device = crate::device::describe(device);
+    let run = Run {
+        config: &config,
+        data,
+        run_dir,
+        device,
+        model: model.as_ref(),
+    };
+    run.epochs(optimizer, record, start, cancel, on_event)
+}
 
-    for epoch in 1..=config.epochs {
-        let epoch_started = Instant::now();
-        let plan = EpochPlan {
-            batch_size: config.batch_size,
-            shuffle: Some((config.seed, epoch)),
-            augment: config.augment,
-            norm,
-        };
-        let (mut loss_sum, mut correct, mut count) = (0.0f64, 0usize, 0usize);
-        let loader = BatchLoader::start(data.train.clone(), plan).map_err(TrainError::Thread)?;
-        let batches = loader.batch_count();
-        for (b, batch) in loader.enumerate() {
-            if cancel.load(Ordering::Relaxed) {
-                return finish(record, run_dir, RunStatus::Cancelled);
+/// The optimiser over the parameters a run trains (only the head's with a frozen backbone).
+fn optimizer_for(model: &dyn Detector, config: &TrainConfig) -> Result<Optimizer, TrainError> {
+    let trainable = if config.freeze_backbone {
+        model
+            .params()
+            .named_vars()
+            .filter(|(k, _)| k.starts_with("fc"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    } else {
+        model.params().vars()
+    };
+    Ok(Optimizer::new(trainable, config)?)
+}
+
+/// What one training run works with.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    data: &'a TrainData,
+    run_dir: &'a Path,
+    device: &'a Device,
+    model: &'a dyn Detector,
+}
+
+impl Run<'_> {
+    /// Trains from `start` to the last epoch, evaluating and recording each.
+    fn epochs(
+        &self,
+        mut optimizer: Optimizer,
+        mut record: RunRecord,
+        start: Position,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<RunRecord, TrainError> {
+        let (config, run_dir, model) = (self.config, self.run_dir, self.model);
+        record.save(run_dir)?;
+        on_event(TrainEvent::Started {
+            run_dir: run_dir.to_path_buf(),
+            record: Box::new(record.clone()),
+        });
+        let norm = config.model.normalization();
+        let batches_per_epoch = self.data.train.len().div_ceil(config.batch_size.max(1));
+        let total_batches = batches_per_epoch * config.epochs;
+        let started = Instant::now();
+        let (first_step, mut images_seen) = (start.step, 0usize);
+        let mut pos = start;
+        let mut last_progress = Instant::now() - PROGRESS_INTERVAL;
+        let mut last_state = Instant::now();
+        let checkpoint = run_dir.join(CHECKPOINT_FILE);
+
+        while pos.epoch <= config.epochs {
+            let epoch = pos.epoch;
+            let epoch_started =
+                Instant::now() - Duration::from_secs_f64(pos.epoch_elapsed_secs.max(0.0));
+            let plan = EpochPlan {
+                batch_size: config.batch_size,
+                shuffle: Some((config.seed, epoch)),
+                augment: config.augment,
+                norm,
+                first_batch: pos.next_batch,
+            };
+            let loader =
+                BatchLoader::start(self.data.train.clone(), plan).map_err(TrainError::Thread)?;
+            let batches = loader.batch_count();
+            for (b, batch) in (pos.next_batch..).zip(loader) {
+                pos.epoch_elapsed_secs = epoch_started.elapsed().as_secs_f64();
+                if cancel.load(Ordering::Relaxed) {
+                    save_state(run_dir, model, &optimizer, pos)?;
+                    return finish(record, run_dir, RunStatus::Cancelled);
+                }
+                let (images, labels) = batch_tensors(&batch, self.device)?;
+                let logits = model.forward_t(&images, true)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                let loss_value = loss.to_scalar::<f32>()?;
+                if !loss_value.is_finite() {
+                    let err = TrainError::NonFinite {
+                        epoch,
+                        batch: b + 1,
+                        loss: loss_value,
+                    };
+                    let reason = err.to_string();
+                    finish(record, run_dir, RunStatus::Failed { reason })?;
+                    return Err(err);
+                }
+                optimizer.backward_step(&loss)?;
+                record.step_losses.push(loss_value);
+                let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+                pos.correct += predicted
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                pos.loss_sum += loss_value as f64 * batch.len() as f64;
+                pos.count += batch.len();
+                pos.step += 1;
+                pos.next_batch = b + 1;
+                images_seen += batch.len();
+                if last_state.elapsed() >= STATE_INTERVAL && b + 1 < batches {
+                    pos.epoch_elapsed_secs = epoch_started.elapsed().as_secs_f64();
+                    record.save(run_dir)?;
+                    save_state(run_dir, model, &optimizer, pos)?;
+                    last_state = Instant::now();
+                }
+                if last_progress.elapsed() >= PROGRESS_INTERVAL || b + 1 == batches {
+                    last_progress = Instant::now();
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let per_step = elapsed / (pos.step - first_step).max(1) as f64;
+                    on_event(TrainEvent::Batch(BatchProgress {
+                        epoch,
+                        epochs: config.epochs,
+                        batch: b + 1,
+                        batches,
+                        step: pos.step,
+                        loss: loss_value as f64,
+                        images_per_sec: images_seen as f64 / elapsed.max(1e-9),
+                        eta_secs: per_step * (total_batches.saturating_sub(pos.step)) as f64,
+                    }));
+                }
             }
-            let (images, labels) = batch_tensors(&batch, device)?;
-            let logits = model.forward_t(&images, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-            let loss_value = loss.to_scalar::<f32>()?;
-            if !loss_value.is_finite() {
-                let err = TrainError::NonFinite {
-                    epoch,
-                    batch: b + 1,
-                    loss: loss_value,
-                };
+            on_event(TrainEvent::Evaluating { epoch });
+            let eval = |split: &Arc<PreparedSplit>| {
+                evaluate_split(model, split, config.batch_size, norm, self.device, cancel)
+            };
+            let Some(val) = eval(&self.data.val)? else {
+                save_state(run_dir, model, &optimizer, pos)?;
+                return finish(record, run_dir, RunStatus::Cancelled);
+            };
+            let test: Option<SplitMetrics> = match &self.data.test {
+                Some(split) => match eval(split)? {
+                    Some(m) => Some(m),
+                    None => {
+                        save_state(run_dir, model, &optimizer, pos)?;
+                        return finish(record, run_dir, RunStatus::Cancelled);
+                    }
+                },
+                None => None,
+            };
+            let diverged = [("val", Some(val)), ("test", test)]
+                .into_iter()
+                .find_map(|(split, m)| m.filter(|m| !m.loss.is_finite()).map(|m| (split, m.loss)));
+            if let Some((split, loss)) = diverged {
+                let err = TrainError::NonFiniteEval { epoch, split, loss };
                 let reason = err.to_string();
                 finish(record, run_dir, RunStatus::Failed { reason })?;
                 return Err(err);
             }
-            optimizer.backward_step(&loss)?;
-            record.step_losses.push(loss_value);
-            let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            correct += predicted
-                .iter()
-                .zip(&batch.labels)
-                .filter(|(p, l)| p == l)
-                .count();
-            loss_sum += loss_value as f64 * batch.len() as f64;
-            count += batch.len();
-            step += 1;
-            images_seen += batch.len();
-            if last_progress.elapsed() >= PROGRESS_INTERVAL || b + 1 == batches {
-                last_progress = Instant::now();
-                let elapsed = started.elapsed().as_secs_f64();
-                let per_step = elapsed / step as f64;
-                on_event(TrainEvent::Batch(BatchProgress {
+            let n = pos.count.max(1) as f64;
+            let collapsed =
+                val.predicted_fake >= COLLAPSE_SHARE || val.predicted_fake <= 1.0 - COLLAPSE_SHARE;
+            let epoch_record = EpochRecord {
+                epoch,
+                train_loss: pos.loss_sum / n,
+                train_acc: pos.correct as f64 / n,
+                val_loss: val.loss,
+                val_acc: val.acc,
+                test_loss: test.map(|t| t.loss),
+                test_acc: test.map(|t| t.acc),
+                val_predicted_fake: val.predicted_fake,
+                collapsed,
+                elapsed_secs: epoch_started.elapsed().as_secs_f64(),
+            };
+            if record.push_epoch(epoch_record.clone()) {
+                model.params().save(&checkpoint)?;
+                on_event(TrainEvent::CheckpointSaved {
                     epoch,
-                    epochs: config.epochs,
-                    batch: b + 1,
-                    batches,
-                    step,
-                    loss: loss_value as f64,
-                    images_per_sec: images_seen as f64 / elapsed.max(1e-9),
-                    eta_secs: per_step * (total_batches.saturating_sub(step)) as f64,
-                }));
+                    path: checkpoint.clone(),
+                });
+            }
+            record.save(run_dir)?;
+            pos = Position {
+                epoch: epoch + 1,
+                step: pos.step,
+                ..Position::default()
+            };
+            if epoch < config.epochs {
+                save_state(run_dir, model, &optimizer, pos)?;
+                last_state = Instant::now();
+            }
+            on_event(TrainEvent::Epoch(epoch_record));
+            if collapsed {
+                on_event(TrainEvent::Collapsed {
+                    epoch,
+                    message: collapse_message(epoch, val.predicted_fake, config.lr),
+                });
             }
         }
-        on_event(TrainEvent::Evaluating { epoch });
-        let eval = |split: &Arc<PreparedSplit>| {
-            evaluate_split(
-                model.as_ref(),
-                split,
-                config.batch_size,
-                norm,
-                device,
-                cancel,
-            )
-        };
-        let Some(val) = eval(&data.val)? else {
-            return finish(record, run_dir, RunStatus::Cancelled);
-        };
-        let test: Option<SplitMetrics> = match &data.test {
-            Some(split) => match eval(split)? {
-                Some(m) => Some(m),
-                None => return finish(record, run_dir, RunStatus::Cancelled),
-            },
-            None => None,
-        };
-        let diverged = [("val", Some(val)), ("test", test)]
-            .into_iter()
-            .find_map(|(split, m)| m.filter(|m| !m.loss.is_finite()).map(|m| (split, m.loss)));
-        if let Some((split, loss)) = diverged {
-            let err = TrainError::NonFiniteEval { epoch, split, loss };
-            finish(
-                record,
-                run_dir,
-                RunStatus::Failed {
-                    reason: err.to_string(),
-                },
-            )?;
-            return Err(err);
-        }
-        let n = count.max(1) as f64;
-        let collapsed =
-            val.predicted_fake >= COLLAPSE_SHARE || val.predicted_fake <= 1.0 - COLLAPSE_SHARE;
-        let epoch_record = EpochRecord {
-            epoch,
-            train_loss: loss_sum / n,
-            train_acc: correct as f64 / n,
-            val_loss: val.loss,
-            val_acc: val.acc,
-            test_loss: test.map(|t| t.loss),
-            test_acc: test.map(|t| t.acc),
-            val_predicted_fake: val.predicted_fake,
-            collapsed,
-            elapsed_secs: epoch_started.elapsed().as_secs_f64(),
-        };
-        if record.push_epoch(epoch_record.clone()) {
-            model.params().save(&checkpoint)?;
-            on_event(TrainEvent::CheckpointSaved {
-                epoch,
-                path: checkpoint.clone(),
-            });
-        }
-        record.save(run_dir)?;
-        on_event(TrainEvent::Epoch(epoch_record));
-        if collapsed {
-            on_event(TrainEvent::Collapsed {
-                epoch,
-                message: collapse_message(epoch, val.predicted_fake, config.lr),
-            });
-        }
+        remove_state(run_dir);
+        finish(record, run_dir, RunStatus::Completed)
     }
-    finish(record, run_dir, RunStatus::Completed)
 }
 
 fn finish(
