@@ -228,6 +228,12 @@ impl FakeLensApp {
                     device: self.settings.device,
                 });
             }
+            Some(TrainingAction::Resume { run_dir }) => {
+                self.worker.send(Command::ResumeTraining {
+                    run_dir,
+                    device: self.settings.device,
+                });
+            }
             Some(TrainingAction::Stop) => self.worker.cancel(),
             None => {}
         }

@@ -18,6 +18,7 @@ use crate::worker::TrainEventData;
 pub enum TrainingAction {
     Start { data_root: PathBuf },
     Stop,
+    Resume { run_dir: PathBuf },
 }
 
 pub struct TrainingTab {
@@ -62,10 +63,15 @@ impl TrainingTab {
             TrainEventData::Started {
                 run_dir,
                 param_count,
+                epochs,
+                step_losses,
             } => {
                 self.preparing = None;
                 self.run_dir = Some(run_dir);
                 self.param_count = Some(param_count);
+                // A resumed run continues its curves.
+                self.epochs = epochs;
+                self.batch_losses = step_points(&step_losses);
             }
             TrainEventData::Batch(p) => {
                 self.evaluating = None;
@@ -109,12 +115,7 @@ impl TrainingTab {
     /// Shows a finished run's curves and result (from its run.json).
     pub fn show_record(&mut self, run_dir: PathBuf, record: RunRecord) {
         self.epochs = record.epochs.clone();
-        self.batch_losses = record
-            .step_losses
-            .iter()
-            .enumerate()
-            .map(|(i, l)| [(i + 1) as f64, *l as f64])
-            .collect();
+        self.batch_losses = step_points(&record.step_losses);
         self.collapse = record.epochs.last().filter(|e| e.collapsed).map(|e| {
             crate::train::trainer::collapse_message(e.epoch, e.val_predicted_fake, record.config.lr)
         });
@@ -129,6 +130,15 @@ impl TrainingTab {
         self.preparing = None;
         self.evaluating = None;
         self.error = Some(error);
+    }
+
+    /// The shown run, when it stopped before its last epoch and kept a state to resume from.
+    fn resumable_run(&self) -> Option<PathBuf> {
+        let record = self.result.as_ref()?;
+        let dir = self.run_dir.as_ref()?;
+        let unfinished = !matches!(record.status, RunStatus::Completed);
+        let saved = dir.join(crate::train::resume::STATE_FILE).is_file();
+        (!self.running && unfinished && saved).then(|| dir.clone())
     }
 
     fn reset_for_start(&mut self) {
@@ -307,6 +317,15 @@ impl TrainingTab {
                 self.stopping = true;
                 action = Some(TrainingAction::Stop);
             }
+            if let Some(run_dir) = self.resumable_run()
+                && ui
+                    .button("Resume")
+                    .on_hover_text("continue this run from its last saved state")
+                    .clicked()
+            {
+                self.reset_for_start();
+                action = Some(TrainingAction::Resume { run_dir });
+            }
         });
         action
     }
@@ -350,6 +369,12 @@ impl TrainingTab {
         }
         if let Some(record) = &self.result {
             ui.label(result_text(record));
+            if self.resumable_run().is_some() {
+                ui.weak(
+                    "A state saved during the run (every 10 minutes, after each epoch and on \
+                     Stop) is kept: Resume continues from it with the same batches.",
+                );
+            }
         }
         if self.epochs.is_empty() && self.batch_losses.is_empty() && !self.running {
             ui.weak(
@@ -417,6 +442,15 @@ impl TrainingTab {
 }
 
 /// A label and a combo box named by it (so screen readers and UI tests can find it).
+/// (global step, loss) plot points of a run's per-step losses.
+fn step_points(losses: &[f32]) -> Vec<[f64; 2]> {
+    losses
+        .iter()
+        .enumerate()
+        .map(|(i, l)| [(i + 1) as f64, *l as f64])
+        .collect()
+}
+
 fn labelled_combo<T: Copy + PartialEq>(
     ui: &mut egui::Ui,
     label: &str,

@@ -23,7 +23,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
     for command in commands {
         let task = match &command {
             Command::LoadDataset { .. } => Task::Dataset,
-            Command::StartTraining { .. } => Task::Training,
+            Command::StartTraining { .. } | Command::ResumeTraining { .. } => Task::Training,
             Command::Shutdown => return,
         };
         // A Stop applies to the job that was running when it was pressed, not to this one.
@@ -36,7 +36,22 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
                 runs_dir,
                 device,
             } => train(
-                &mut state, &config, &data_root, &runs_dir, device, &sink, &cancel,
+                &mut state,
+                TrainJob::New {
+                    config: &config,
+                    data_root: &data_root,
+                    runs_dir: &runs_dir,
+                },
+                device,
+                &sink,
+                &cancel,
+            ),
+            Command::ResumeTraining { run_dir, device } => train(
+                &mut state,
+                TrainJob::Resume { run_dir: &run_dir },
+                device,
+                &sink,
+                &cancel,
             ),
             Command::Shutdown => Ok(()),
         }));
@@ -138,11 +153,21 @@ fn load_dataset(
     Ok(())
 }
 
+/// A new run, or the continuation of a saved one.
+enum TrainJob<'a> {
+    New {
+        config: &'a crate::config::TrainConfig,
+        data_root: &'a Path,
+        runs_dir: &'a Path,
+    },
+    Resume {
+        run_dir: &'a Path,
+    },
+}
+
 fn train(
     state: &mut State,
-    config: &crate::config::TrainConfig,
-    data_root: &Path,
-    runs_dir: &Path,
+    job: TrainJob<'_>,
     device: crate::device::DeviceChoice,
     sink: &EventSink,
     cancel: &AtomicBool,
@@ -151,8 +176,21 @@ fn train(
     if let Some(notice) = notice {
         sink.send(Event::Notice(notice));
     }
-    let data = cached_or_prepare(state, data_root, Task::Training, sink, cancel)?;
-    let run_dir = crate::train::new_run_dir(runs_dir, config.model);
+    let (data_root, run_dir) = match &job {
+        TrainJob::New {
+            config,
+            data_root,
+            runs_dir,
+        } => (
+            data_root.to_path_buf(),
+            crate::train::new_run_dir(runs_dir, config.model),
+        ),
+        TrainJob::Resume { run_dir } => {
+            let record = crate::train::RunRecord::load(run_dir)?;
+            (record.dataset, run_dir.to_path_buf())
+        }
+    };
+    let data = cached_or_prepare(state, &data_root, Task::Training, sink, cancel)?;
     let mut on_event = |event: crate::train::TrainEvent| {
         let event = TrainEventData::from(event);
         match event {
@@ -162,10 +200,17 @@ fn train(
             }
         }
     };
-    let record = crate::train::train(config, &data, &run_dir, &device, cancel, &mut on_event)?;
+    let record = match job {
+        TrainJob::New { config, .. } => {
+            crate::train::train(config, &data, &run_dir, &device, cancel, &mut on_event)?
+        }
+        TrainJob::Resume { .. } => {
+            crate::train::resume(&data, &run_dir, &device, cancel, &mut on_event)?
+        }
+    };
     if record.status == RunStatus::Cancelled {
         sink.send(Event::Notice(format!(
-            "training stopped; the best checkpoint so far is in {}",
+            "training stopped; the best checkpoint so far and a state to resume from are in {}",
             run_dir.display()
         )));
     }

@@ -29,6 +29,11 @@ pub enum Command {
         runs_dir: PathBuf,
         device: DeviceChoice,
     },
+    /// Continue an interrupted or stopped run from its saved state, on its own dataset.
+    ResumeTraining {
+        run_dir: PathBuf,
+        device: DeviceChoice,
+    },
     /// Stop the thread.
     Shutdown,
 }
@@ -97,6 +102,9 @@ pub enum TrainEventData {
     Started {
         run_dir: PathBuf,
         param_count: usize,
+        /// What a resumed run had already done (empty for a new run).
+        epochs: Vec<EpochRecord>,
+        step_losses: Vec<f32>,
     },
     Batch(crate::train::BatchProgress),
     Evaluating {
@@ -117,6 +125,8 @@ impl From<TrainEvent> for TrainEventData {
             TrainEvent::Started { run_dir, record } => TrainEventData::Started {
                 run_dir,
                 param_count: record.param_count,
+                epochs: record.epochs,
+                step_losses: record.step_losses,
             },
             TrainEvent::Batch(b) => TrainEventData::Batch(b),
             TrainEvent::Evaluating { epoch } => TrainEventData::Evaluating { epoch },
