@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
 use super::direct_conv::{self, DirectDims};
 use super::gemm::{MatRef, matmul};
+use super::pointwise_gemm;
 
 /// Output channels up to which a stride-1 conv runs on the direct kernels.
 const DIRECT_MAX_CHANNELS: usize = 32;
@@ -218,6 +219,19 @@ impl CustomOp3 for Conv2dOp {
             let y = direct_conv::forward(x, w, b, &dd, relu);
             return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
         }
+        if d.is_pointwise()
+            && let (CpuStorage::F32(_), true) = (xs, pointwise_gemm::available())
+        {
+            let (x, w, b) = (
+                contiguous::<f32>(xs, xl)?,
+                contiguous::<f32>(ws, wl)?,
+                contiguous::<f32>(bs, bl)?,
+            );
+            let sizes = (d.n, d.c_in, d.c_out, d.out_hw());
+            if let Some(y) = pointwise_gemm::conv_forward(x, w, b, sizes, relu) {
+                return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
+            }
+        }
         dispatch_float!(xs, "conv2d", conv_forward(&d, relu, xs, xl, ws, wl, bs, bl))
     }
 
@@ -273,6 +287,15 @@ impl CustomOp2 for ConvGradInput {
             let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
             let dx = direct_conv::grad_input(g, w, &dd);
             return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
+        }
+        if d.is_pointwise()
+            && let (CpuStorage::F32(_), true) = (gs, pointwise_gemm::available())
+        {
+            let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
+            let sizes = (d.n, d.c_in, d.c_out, d.out_hw());
+            if let Some(dx) = pointwise_gemm::conv_grad_input(g, w, sizes) {
+                return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
+            }
         }
         dispatch_float!(gs, "conv2d", conv_grad_input(&d, gs, gl, ws, wl))
     }

@@ -12,6 +12,7 @@ pub mod gemm;
 pub mod import;
 pub mod kernels;
 pub mod params;
+pub mod pointwise_gemm;
 pub mod pool;
 pub mod shifted;
 pub mod simplenet;
