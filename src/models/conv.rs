@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
 use super::direct_conv::{self, DirectDims};
 use super::gemm::{MatRef, matmul};
-use super::pointwise_gemm;
+use super::pointwise_gemm::WeightLhs;
 
 /// Output channels up to which a stride-1 conv runs on the direct kernels.
 const DIRECT_MAX_CHANNELS: usize = 32;
@@ -219,19 +219,6 @@ impl CustomOp3 for Conv2dOp {
             let y = direct_conv::forward(x, w, b, &dd, relu);
             return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
         }
-        if d.is_pointwise()
-            && let (CpuStorage::F32(_), true) = (xs, pointwise_gemm::available())
-        {
-            let (x, w, b) = (
-                contiguous::<f32>(xs, xl)?,
-                contiguous::<f32>(ws, wl)?,
-                contiguous::<f32>(bs, bl)?,
-            );
-            let sizes = (d.n, d.c_in, d.c_out, d.out_hw());
-            if let Some(y) = pointwise_gemm::conv_forward(x, w, b, sizes, relu) {
-                return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
-            }
-        }
         dispatch_float!(xs, "conv2d", conv_forward(&d, relu, xs, xl, ws, wl, bs, bl))
     }
 
@@ -287,15 +274,6 @@ impl CustomOp2 for ConvGradInput {
             let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
             let dx = direct_conv::grad_input(g, w, &dd);
             return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
-        }
-        if d.is_pointwise()
-            && let (CpuStorage::F32(_), true) = (gs, pointwise_gemm::available())
-        {
-            let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
-            let sizes = (d.n, d.c_in, d.c_out, d.out_hw());
-            if let Some(dx) = pointwise_gemm::conv_grad_input(g, w, sizes) {
-                return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
-            }
         }
         dispatch_float!(gs, "conv2d", conv_grad_input(&d, gs, gl, ws, wl))
     }
@@ -357,14 +335,13 @@ fn conv_forward<T: CpuFloat>(
     let zero = T::from_f64(0.0);
     let mut out = vec![zero; d.n * d.c_out * ohw];
     let threads = inner_threads(d.n);
+    // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
+    let lhs = WeightLhs::new(w, (d.c_out, d.patch()), (d.patch(), 1), d.is_pointwise());
     out.par_chunks_mut(d.c_out * ohw)
         .zip(x.par_chunks(d.in_plane()))
         .try_for_each(|(y, x)| {
-            // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
             let product = |y: &mut [T], col: &[T]| {
-                let lhs = MatRef::row_major(w, d.c_out, d.patch());
-                let rhs = MatRef::row_major(col, d.patch(), ohw);
-                matmul(y, lhs, rhs, false, threads).map_err(gemm_err)?;
+                lhs.product(y, col, ohw, threads).map_err(gemm_err)?;
                 for (plane, &bias) in y.chunks_mut(ohw).zip(b) {
                     for v in plane.iter_mut() {
                         let z = *v + bias;
@@ -398,17 +375,16 @@ fn conv_grad_input<T: CpuFloat>(
     let ohw = d.out_hw();
     let mut out = vec![T::from_f64(0.0); d.n * d.in_plane()];
     let threads = inner_threads(d.n);
+    // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
+    let lhs = WeightLhs::new(w, (d.patch(), d.c_out), (1, d.patch()), d.is_pointwise());
     out.par_chunks_mut(d.in_plane())
         .zip(g.par_chunks(d.c_out * ohw))
         .try_for_each(|(dx, gy)| {
-            // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
-            let lhs = MatRef::transposed(w, d.c_out, d.patch());
-            let rhs = MatRef::row_major(gy, d.c_out, ohw);
             if d.is_pointwise() {
-                return matmul(dx, lhs, rhs, false, threads).map_err(gemm_err);
+                return lhs.product(dx, gy, ohw, threads).map_err(gemm_err);
             }
             T::with_scratch(d.patch() * ohw, |col| {
-                matmul(col, lhs, rhs, false, threads).map_err(gemm_err)?;
+                lhs.product(col, gy, ohw, threads).map_err(gemm_err)?;
                 col2im(col, d, dx);
                 Ok::<(), candle_core::Error>(())
             })

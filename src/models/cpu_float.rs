@@ -22,6 +22,9 @@ pub trait CpuFloat: WithDType {
     /// The values of a CPU storage of this type, mutably.
     fn storage_mut(s: &mut CpuStorage) -> candle_core::Result<&mut [Self]>;
     fn sqrt(self) -> Self;
+    /// The values as f32 when this is f32 (for the f32-only AVX-512 kernels).
+    fn as_f32(values: &[Self]) -> Option<&[f32]>;
+    fn as_f32_mut(values: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 /// The contiguous values of a CPU tensor of element type `T`.
@@ -84,6 +87,12 @@ impl CpuFloat for f32 {
     fn sqrt(self) -> f32 {
         f32::sqrt(self)
     }
+    fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+    fn as_f32_mut(values: &mut [f32]) -> Option<&mut [f32]> {
+        Some(values)
+    }
 }
 
 impl CpuFloat for f64 {
@@ -98,5 +107,11 @@ impl CpuFloat for f64 {
     }
     fn sqrt(self) -> f64 {
         f64::sqrt(self)
+    }
+    fn as_f32(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
     }
 }

@@ -54,7 +54,7 @@ const BLOCKED_MIN: usize = 16;
 /// Errors from a shape mismatch (a bug in the caller, reported instead of panicking).
 #[derive(Debug, thiserror::Error)]
 #[error("gemm shape mismatch: {0}")]
-pub struct GemmShapeError(String);
+pub struct GemmShapeError(pub String);
 
 /// `dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n)`.
 pub fn matmul<T: candle_core::WithDType + Send + Sync>(

@@ -4,9 +4,12 @@
 //! repacks it for each image (for Xception's 728×728 middle-flow weights at 16×16 pixels that
 //! packing is half as much work as the product itself); the image's `channels × pixels`
 //! operand is read in place, row by row, with no packing at all. Other cases keep
-//! `gemm::matmul`.
+//! `gemm::matmul` (`WeightLhs` picks).
 
 use rayon::prelude::*;
+
+use super::cpu_float::CpuFloat;
+use super::gemm::{GemmShapeError, MatRef, matmul};
 
 /// Rows of a packed panel (12 × 2 accumulator vectors: 24 of the 32 vector registers).
 const MR: usize = 12;
@@ -56,63 +59,70 @@ impl PackedLhs {
     }
 }
 
-/// A 1×1 convolution's forward pass over `n` images of `c_in × pixels`:
-/// `y = act(w · x + b)` with the weight packed once. `None` when the kernel cannot run.
-pub fn conv_forward(
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    (n, c_in, c_out, pixels): (usize, usize, usize, usize),
-    relu: bool,
-) -> Option<Vec<f32>> {
-    let packed = PackedLhs::pack(w, c_out, c_in, c_in, 1)?;
-    if x.len() != n * c_in * pixels || bias.len() != c_out || !available() {
-        return None;
-    }
-    let mut y = vec![0.0f32; n * c_out * pixels];
-    let threads = if n >= rayon::current_num_threads() {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    let ok = y
-        .par_chunks_mut(c_out * pixels)
-        .zip(x.par_chunks(c_in * pixels))
-        .all(|(y, x)| {
-            let ok = product(&packed, x, pixels, pixels, y, pixels, false, threads);
-            for (plane, &b) in y.chunks_mut(pixels).zip(bias) {
-                for v in plane.iter_mut() {
-                    let z = *v + b;
-                    *v = if relu && z < 0.0 { 0.0 } else { z };
-                }
-            }
-            ok
-        });
-    ok.then_some(y)
+/// A convolution's weight as the left operand of every image's product: packed once per op
+/// call when the kernel runs (f32, AVX-512), otherwise read in place by `gemm::matmul`.
+pub enum WeightLhs<'a, T> {
+    Packed(PackedLhs),
+    Plain(MatRef<'a, T>),
 }
 
-/// A 1×1 convolution's input gradient over `n` images: `dx = wᵀ · dy`, the transposed weight
-/// packed once. `None` when the kernel cannot run.
-pub fn conv_grad_input(
-    dy: &[f32],
-    w: &[f32],
-    (n, c_in, c_out, pixels): (usize, usize, usize, usize),
-) -> Option<Vec<f32>> {
-    let packed = PackedLhs::pack(w, c_in, c_out, 1, c_in)?;
-    if dy.len() != n * c_out * pixels || !available() {
-        return None;
+impl<'a, T: CpuFloat> WeightLhs<'a, T> {
+    /// The `m × k` matrix whose element (i, p) is `w[i·row_stride + p·col_stride]`, packed
+    /// if `pack` (the callers pack for stride-1 1×1 convs only: on the spatial and strided
+    /// convs, with few output channels and many pixels, measuring showed no gain).
+    pub fn new(
+        w: &'a [T],
+        (m, k): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+        pack: bool,
+    ) -> Self {
+        let packed = T::as_f32(w)
+            .filter(|_| pack && available())
+            .and_then(|w| PackedLhs::pack(w, m, k, row_stride, col_stride));
+        match packed {
+            Some(p) => WeightLhs::Packed(p),
+            None => WeightLhs::Plain(MatRef {
+                data: w,
+                rows: m,
+                cols: k,
+                row_stride,
+                col_stride,
+            }),
+        }
     }
-    let mut dx = vec![0.0f32; n * c_in * pixels];
-    let threads = if n >= rayon::current_num_threads() {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    let ok = dx
-        .par_chunks_mut(c_in * pixels)
-        .zip(dy.par_chunks(c_out * pixels))
-        .all(|(dx, dy)| product(&packed, dy, pixels, pixels, dx, pixels, false, threads));
-    ok.then_some(dx)
+
+    /// `dst (m × n) = self · rhs (k × n)`, both row-major.
+    pub fn product(
+        &self,
+        dst: &mut [T],
+        rhs: &[T],
+        n: usize,
+        threads: usize,
+    ) -> Result<(), GemmShapeError> {
+        match self {
+            WeightLhs::Packed(a) => {
+                let done = match (T::as_f32(rhs), T::as_f32_mut(dst)) {
+                    (Some(b), Some(c)) => product(a, b, n, n, c, n, false, threads),
+                    _ => false,
+                };
+                if done {
+                    Ok(())
+                } else {
+                    Err(GemmShapeError(format!(
+                        "packed product of {}x{} by {} values for {n} columns into {}",
+                        a.m,
+                        a.k,
+                        rhs.len(),
+                        dst.len()
+                    )))
+                }
+            }
+            WeightLhs::Plain(lhs) => {
+                let rhs = MatRef::row_major(rhs, lhs.cols, n);
+                matmul(dst, *lhs, rhs, false, threads)
+            }
+        }
+    }
 }
 
 /// `c (m × n, row stride ldc) = [c +] a · b`, `b` being `k × n` with row stride `ldb`, on up
