@@ -191,7 +191,9 @@ fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
     if data == "demo" {
         demo::ensure_demo_data().context("creating the built-in demo dataset")
     } else {
-        Ok(PathBuf::from(data))
+        // Absolute, so that run.json names the dataset wherever `--resume` runs from.
+        let path = PathBuf::from(data);
+        Ok(std::fs::canonicalize(&path).unwrap_or(path))
     }
 }
 
