@@ -344,8 +344,7 @@ impl Run<'_> {
             for (b, batch) in (pos.next_batch..).zip(loader) {
                 pos.epoch_elapsed_secs = epoch_started.elapsed().as_secs_f64();
                 if cancel.load(Ordering::Relaxed) {
-                    save_state(run_dir, model, &optimizer, pos)?;
-                    return finish(record, run_dir, RunStatus::Cancelled);
+                    return self.cancelled(&optimizer, record, pos);
                 }
                 let (images, labels) = batch_tensors(&batch, self.device)?;
                 let logits = model.forward_t(&images, true)?;
@@ -401,16 +400,12 @@ impl Run<'_> {
                 evaluate_split(model, split, config.batch_size, norm, self.device, cancel)
             };
             let Some(val) = eval(&self.data.val)? else {
-                save_state(run_dir, model, &optimizer, pos)?;
-                return finish(record, run_dir, RunStatus::Cancelled);
+                return self.cancelled(&optimizer, record, pos);
             };
             let test: Option<SplitMetrics> = match &self.data.test {
                 Some(split) => match eval(split)? {
                     Some(m) => Some(m),
-                    None => {
-                        save_state(run_dir, model, &optimizer, pos)?;
-                        return finish(record, run_dir, RunStatus::Cancelled);
-                    }
+                    None => return self.cancelled(&optimizer, record, pos),
                 },
                 None => None,
             };
@@ -465,6 +460,17 @@ impl Run<'_> {
         }
         remove_state(run_dir);
         finish(record, run_dir, RunStatus::Completed)
+    }
+
+    /// Ends a cancelled run: keeps the state to resume from at `pos`, then records the stop.
+    fn cancelled(
+        &self,
+        optimizer: &Optimizer,
+        record: RunRecord,
+        pos: Position,
+    ) -> Result<RunRecord, TrainError> {
+        save_state(self.run_dir, self.model, optimizer, pos)?;
+        finish(record, self.run_dir, RunStatus::Cancelled)
     }
 }
 
