@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
 use crate::data::demo;
 use crate::device::DeviceChoice;
+use crate::train::history::RunStatus;
 use crate::train::{TrainData, TrainEvent};
 
 #[derive(Parser, Debug)]
@@ -217,7 +219,8 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
+    watch_interrupt(&cancel);
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -288,6 +291,13 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("training run {}", run_dir.display()))?;
     bar.finish_and_clear();
+    if record.status == RunStatus::Cancelled {
+        println!(
+            "stopped; the run's state is saved. Continue it with: fakelens train --resume {}",
+            run_dir.display()
+        );
+        std::process::exit(130);
+    }
     if let (Some(epoch), Some(test)) = (record.best_epoch, record.test_acc_at_best) {
         println!(
             "best val epoch {epoch}: test accuracy {:.2} %",
@@ -296,6 +306,21 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     println!("run directory: {}", run_dir.display());
     Ok(())
+}
+
+/// Ctrl-C (or SIGTERM) stops training the way the app's Stop button does: after the current
+/// batch, with the resumable state saved. A second one exits at once.
+fn watch_interrupt(cancel: &Arc<AtomicBool>) {
+    let cancel = Arc::clone(cancel);
+    let installed = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this batch and saving the run's state (again to quit now)");
+    });
+    if let Err(e) = installed {
+        eprintln!("note: Ctrl-C will not save the run's state: {e}");
+    }
 }
 
 /// Prints a line above the progress bar, or plainly when the bar is hidden (output is not a

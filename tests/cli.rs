@@ -75,3 +75,45 @@ fn errors_exit_non_zero_with_one_line() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Ctrl-C stops `train` like the app's Stop button: after the current batch, with the
+/// resumable state kept, the run marked cancelled and the resume command printed.
+#[cfg(unix)]
+#[test]
+fn interrupt_saves_the_run_for_resume() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let demo = common::small_demo(48, 5);
+    let run = demo.path().join("run");
+    let mut child = fakelens()
+        .args(["train", "--epochs", "50", "--batch-size", "4", "--data"])
+        .arg(demo.path().join("demo"))
+        .arg("--out")
+        .arg(&run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("training "));
+    assert!(started, "train never started");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("--resume")),
+        "the resume command is printed: {rest:?}"
+    );
+    assert!(run.join("resume.safetensors").is_file());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["status"]["state"], "cancelled", "{record}");
+}

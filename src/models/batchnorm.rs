@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::Params;
 use super::channel_affine::ChannelAffine;
 use super::conv::ReluGradMask;
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
 use super::stash::ForwardStash;
 
 pub const EPS: f64 = 1e-5;
@@ -284,7 +284,7 @@ fn bn_forward<T: CpuFloat>(
         .zip(&mean)
         .map(|((_, s2), m)| (s2 / count - m * m).max(0.0))
         .collect();
-    let mut y = vec![T::from_f64(0.0); x.len()];
+    let mut y = filled(x.len(), T::from_f64(0.0));
     y.par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .enumerate()
@@ -419,7 +419,7 @@ fn bn_grad_input<T: CpuFloat>(
             stats.len()
         )
     }
-    let mut dx = vec![T::from_f64(0.0); x.len()];
+    let mut dx = filled(x.len(), T::from_f64(0.0));
     dx.par_chunks_mut(plane)
         .zip(g.par_chunks(plane).zip(x.par_chunks(plane)))
         .enumerate()

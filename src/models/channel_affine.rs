@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
 
 /// `act(x·scale[c] + shift[c])` on an NCHW tensor; per-channel factors in f64.
 pub struct ChannelAffine {
@@ -54,7 +54,7 @@ fn affine_forward<T: CpuFloat>(
         candle_core::bail!("channel affine: {} shifts for {c} channels", op.shift.len())
     }
     let zero = T::from_f64(0.0);
-    let mut y = vec![zero; x.len()];
+    let mut y = filled(x.len(), zero);
     y.par_chunks_mut(plane.max(1))
         .zip(x.par_chunks(plane.max(1)))
         .enumerate()
@@ -103,7 +103,7 @@ fn affine_grad<T: CpuFloat>(
         candle_core::bail!("channel affine backward: gradient and output sizes differ")
     }
     let zero = T::from_f64(0.0);
-    let mut dx = vec![zero; g.len()];
+    let mut dx = filled(g.len(), zero);
     dx.par_chunks_mut(plane.max(1))
         .zip(g.par_chunks(plane.max(1)).zip(y.par_chunks(plane.max(1))))
         .enumerate()

@@ -8,10 +8,11 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
 use super::direct_conv::{self, DirectDims};
 use super::gemm::{MatRef, matmul};
 use super::pointwise_gemm::WeightLhs;
+use super::pointwise_weight_grad::weight_gradient;
 
 /// Output channels up to which a stride-1 conv runs on the direct kernels.
 const DIRECT_MAX_CHANNELS: usize = 32;
@@ -333,7 +334,7 @@ fn conv_forward<T: CpuFloat>(
     check_bias(b.len(), d)?;
     let ohw = d.out_hw();
     let zero = T::from_f64(0.0);
-    let mut out = vec![zero; d.n * d.c_out * ohw];
+    let mut out = filled(d.n * d.c_out * ohw, zero);
     let threads = inner_threads(d.n);
     // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
     let lhs = WeightLhs::new(w, (d.c_out, d.patch()), (d.patch(), 1), d.is_pointwise());
@@ -373,7 +374,7 @@ fn conv_grad_input<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (g, w) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ws, wl)?);
     let ohw = d.out_hw();
-    let mut out = vec![T::from_f64(0.0); d.n * d.in_plane()];
+    let mut out = filled(d.n * d.in_plane(), T::from_f64(0.0));
     let threads = inner_threads(d.n);
     // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
     let lhs = WeightLhs::new(w, (d.patch(), d.c_out), (1, d.patch()), d.is_pointwise());
@@ -404,6 +405,16 @@ fn conv_grad_weight<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (x, g) = (contiguous::<T>(xs, xl)?, contiguous::<T>(gs, gl)?);
     let ohw = d.out_hw();
+    if d.is_pointwise() {
+        let threads = rayon::current_num_threads();
+        let dims = (d.c_out, d.c_in, ohw);
+        let dw = T::as_f32(g)
+            .zip(T::as_f32(x))
+            .and_then(|(g, x)| weight_gradient(g, x, d.n, dims, threads));
+        if let Some(dw) = dw {
+            return Ok((CpuStorage::F32(dw), Shape::from((d.c_out, d.c_in, 1, 1))));
+        }
+    }
     let wlen = d.c_out * d.patch();
     let threads = inner_threads(d.n);
     let zero = T::from_f64(0.0);
@@ -515,14 +526,12 @@ fn relu_mask<T: WithDType>(
         candle_core::bail!("relu mask: gradient and output sizes differ")
     }
     let zero = T::from_f64(0.0);
-    let mut out = vec![zero; g.len()];
-    out.par_chunks_mut(1 << 14)
-        .zip(g.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
-        .for_each(|(o, (g, y))| {
-            for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
-                *o = if *y > zero { *g } else { zero };
-            }
-        });
+    let out: Vec<T> = g
+        .par_iter()
+        .zip(y)
+        .with_min_len(1 << 14)
+        .map(|(g, y)| if *y > zero { *g } else { zero })
+        .collect();
     Ok((T::to_cpu_storage_owned(out), gl.shape().clone()))
 }
 

@@ -115,3 +115,17 @@ impl CpuFloat for f64 {
         None
     }
 }
+
+/// `len` copies of `value`, written by all threads when `len` is large: the fill (and the
+/// first touch of fresh pages) of an op's output then runs in parallel, where `vec!` runs it
+/// on the calling thread while the other threads wait (memset was ~5 % of an Xception
+/// training step at batch 8).
+pub fn filled<T: Copy + Send + Sync>(len: usize, value: T) -> Vec<T> {
+    use rayon::prelude::*;
+    if len < 1 << 16 {
+        return vec![value; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(value, len));
+    v
+}

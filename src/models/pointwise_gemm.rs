@@ -57,6 +57,39 @@ impl PackedLhs {
         }
         Some(PackedLhs { data, m, k })
     }
+
+    /// Packs `blocks` side-by-side `m × block_k` row-major matrices, block `b` starting at
+    /// `a[b·block_stride]` with row stride `block_k`, as one `m × (blocks·block_k)` matrix
+    /// (a batch of `channels × pixels` gradients laid end to end along the reduction axis);
+    /// `None` if that reaches outside `a`.
+    pub fn pack_blocks(
+        a: &[f32],
+        m: usize,
+        blocks: usize,
+        block_k: usize,
+        block_stride: usize,
+    ) -> Option<PackedLhs> {
+        let last = (blocks.checked_sub(1)?) * block_stride + m.checked_sub(1)? * block_k;
+        if last + block_k.checked_sub(1)? >= a.len() {
+            return None;
+        }
+        let k = blocks * block_k;
+        let mut data = vec![0.0f32; m.div_ceil(MR) * k * MR];
+        data.par_chunks_mut(k * MR)
+            .enumerate()
+            .for_each(|(r, panel)| {
+                let rows = MR.min(m - r * MR);
+                for (b, block) in panel.chunks_mut(block_k * MR).enumerate() {
+                    for i in 0..rows {
+                        let src = &a[b * block_stride + (r * MR + i) * block_k..][..block_k];
+                        for (column, &v) in block.chunks_mut(MR).zip(src) {
+                            column[i] = v;
+                        }
+                    }
+                }
+            });
+        Some(PackedLhs { data, m, k })
+    }
 }
 
 /// A convolution's weight as the left operand of every image's product: packed once per op

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 
-use super::cpu_float::{contiguous, dispatch_float};
+use super::cpu_float::{contiguous, dispatch_float, filled};
 use super::stash::ForwardStash;
 use rayon::prelude::*;
 
@@ -202,8 +202,8 @@ fn pool_forward<T: WithDType>(
     if d.h * d.w > u32::MAX as usize {
         candle_core::bail!("max_pool2d: planes of {}x{} are too large", d.h, d.w)
     }
-    let mut out = vec![T::from_f64(0.0); d.planes * d.oh * d.ow];
-    let mut argmax = vec![0u32; out.len()];
+    let mut out = filled(d.planes * d.oh * d.ow, T::from_f64(0.0));
+    let mut argmax = filled(out.len(), 0u32);
     out.par_chunks_mut(d.oh * d.ow)
         .zip(argmax.par_chunks_mut(d.oh * d.ow))
         .zip(x.par_chunks(d.h * d.w))
@@ -235,7 +235,7 @@ fn pool_backward<T: WithDType>(
     if g.len() != d.planes * outputs || argmax.len() != g.len() {
         candle_core::bail!("max_pool2d backward: gradient size does not match its forward pass")
     }
-    let mut out = vec![T::from_f64(0.0); d.planes * d.h * d.w];
+    let mut out = filled(d.planes * d.h * d.w, T::from_f64(0.0));
     out.par_chunks_mut(d.h * d.w)
         .zip(argmax.par_chunks(outputs).zip(g.par_chunks(outputs)))
         .for_each(|(dx, (at, gy))| {
