@@ -47,14 +47,15 @@ impl PackedLhs {
         }
         let panels = m.div_ceil(MR);
         let mut data = vec![0.0f32; panels * k * MR];
-        for (r, panel) in data.chunks_mut(k * MR).enumerate() {
+        // In parallel: for a single image (saliency) packing is a tenth of the work.
+        data.par_chunks_mut(k * MR).enumerate().for_each(|(r, panel)| {
             let rows = MR.min(m - r * MR);
             for (p, column) in panel.chunks_mut(MR).enumerate() {
                 for (i, v) in column.iter_mut().take(rows).enumerate() {
                     *v = a[(r * MR + i) * row_stride + p * col_stride];
                 }
             }
-        }
+        });
         Some(PackedLhs { data, m, k })
     }
 
