@@ -2,7 +2,8 @@
 //! written by PyTorch with another port's key spellings loads into LilXception's backbone
 //! with the exact values, and reports loaded / missing / unexpected keys; a legacy-format
 //! file and a wrong-shape tensor are refused with the file, the key and both shapes named,
-//! leaving the model untouched; a safetensors checkpoint imports too.
+//! leaving the model untouched; a safetensors checkpoint imports too; and a whole model
+//! saved by PyTorch in half precision imports completely and gives PyTorch's logits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -116,4 +117,61 @@ fn safetensors_checkpoint_imports_every_key() {
         common::param_values(model.as_ref(), "fc.6.weight"),
         common::param_values(source.as_ref(), "fc.6.weight")
     );
+}
+
+/// A whole model saved by PyTorch in half precision imports every tensor (nothing missing
+/// or unexpected), with the exact stored values, and gives PyTorch's logits for those
+/// weights (fixture: lilxception_f16.pth/.json; relative 1e-3 as for the formula-weight
+/// logits, here f32 against PyTorch's float64).
+#[test]
+fn whole_half_precision_pth_gives_pytorch_logits() {
+    use candle_core::{DType, Tensor};
+    let model = models::build(ModelKind::LilXception, &Device::Cpu, 1).unwrap();
+    let report = import_checkpoint(model.as_ref(), &fixture_path("lilxception_f16.pth")).unwrap();
+    assert!(report.missing.is_empty(), "{:?}", report.missing);
+    assert!(report.unexpected.is_empty(), "{:?}", report.unexpected);
+    let keys = model.params().named_vars().count() + model.params().named_buffers().count();
+    assert_eq!(report.loaded.len(), keys);
+    for key in [
+        "conv1.weight",
+        "block4.rep.4.pointwise.weight",
+        "bn4.running_var",
+        "fc.6.bias",
+    ] {
+        let dims = model.params().get(key).unwrap().dims().to_vec();
+        let stored = Tensor::new(common::formula::formula_value(key, &dims), &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        assert_eq!(common::param_values(model.as_ref(), key), stored, "{key}");
+    }
+    assert_eq!(
+        common::param_values(model.as_ref(), "bn1.num_batches_tracked"),
+        vec![1234.0]
+    );
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_path("lilxception_f16.json")).unwrap(),
+    )
+    .unwrap();
+    let dims = common::usizes(&fixture["input"]);
+    let count: usize = dims.iter().product();
+    let pixels: Vec<f32> = (0..count)
+        .map(|i| (0.013 * i as f64 + 0.3).sin() as f32)
+        .collect();
+    let x = Tensor::from_vec(pixels, dims.as_slice(), &Device::Cpu).unwrap();
+    let logits: Vec<f64> = model
+        .forward_t(&x, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let err = common::relative_error_f64(&logits, &common::floats(&fixture["logits"]));
+    assert!(err < 1e-3, "logits differ from PyTorch by {err:e}");
 }

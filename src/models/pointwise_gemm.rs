@@ -48,14 +48,16 @@ impl PackedLhs {
         let panels = m.div_ceil(MR);
         let mut data = vec![0.0f32; panels * k * MR];
         // In parallel: for a single image (saliency) packing is a tenth of the work.
-        data.par_chunks_mut(k * MR).enumerate().for_each(|(r, panel)| {
-            let rows = MR.min(m - r * MR);
-            for (p, column) in panel.chunks_mut(MR).enumerate() {
-                for (i, v) in column.iter_mut().take(rows).enumerate() {
-                    *v = a[(r * MR + i) * row_stride + p * col_stride];
+        data.par_chunks_mut(k * MR)
+            .enumerate()
+            .for_each(|(r, panel)| {
+                let rows = MR.min(m - r * MR);
+                for (p, column) in panel.chunks_mut(MR).enumerate() {
+                    for (i, v) in column.iter_mut().take(rows).enumerate() {
+                        *v = a[(r * MR + i) * row_stride + p * col_stride];
+                    }
                 }
-            }
-        });
+            });
         Some(PackedLhs { data, m, k })
     }
 
