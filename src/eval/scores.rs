@@ -1,0 +1,127 @@
+//! Per-image scores of a model over a prepared split, in file order: the softmax of the
+//! two logits (`real_score + fake_score = 1`), with each image's path and label, and the
+//! metrics summary of a scored split.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::Device;
+
+use super::confusion::Confusion;
+use super::metrics::{MetricsError, average_precision, bpcer_at_apcer, eer, roc_auc};
+use crate::config::Normalization;
+use crate::data::PreparedSplit;
+use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::models::Detector;
+use crate::train::evaluate::batch_tensors;
+
+/// One image's scores.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageScore {
+    pub path: PathBuf,
+    /// 0 = real, 1 = fake.
+    pub label: u32,
+    pub real_score: f64,
+    pub fake_score: f64,
+}
+
+/// Why scoring stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error("computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot start the data loader thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// Scores every image of `split` with `model` (evaluation mode), calling
+/// `progress(images_done, images_total)` after each batch.
+pub fn score_split(
+    model: &dyn Detector,
+    split: &Arc<PreparedSplit>,
+    batch_size: usize,
+    norm: Normalization,
+    device: &Device,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<ImageScore>, ScoreError> {
+    let plan = EpochPlan {
+        batch_size: batch_size.max(1),
+        shuffle: None,
+        augment: false,
+        norm,
+        first_batch: 0,
+    };
+    let loader = BatchLoader::start(split.clone(), plan).map_err(ScoreError::Thread)?;
+    let mut scores = Vec::with_capacity(split.len());
+    for batch in loader {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ScoreError::Cancelled);
+        }
+        let (images, _) = batch_tensors(&batch, device)?;
+        let logits = model.forward_t(&images, false)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+        for ((&index, &label), p) in batch.indices.iter().zip(&batch.labels).zip(probs) {
+            let path = split
+                .samples
+                .get(index)
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
+            scores.push(ImageScore {
+                path,
+                label,
+                real_score: f64::from(p[0]),
+                fake_score: f64::from(p[1]),
+            });
+        }
+        progress(scores.len(), split.len());
+    }
+    Ok(scores)
+}
+
+/// The metrics of a scored split at one decision threshold.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub images: usize,
+    /// Accuracy at `threshold`.
+    pub accuracy: f64,
+    /// ROC AUC of the fake score (fake positive).
+    pub auc: f64,
+    /// ROC AUC of the real score against the same labels (1 − `auc`).
+    pub auc_real_score: f64,
+    pub eer: f64,
+    pub ap: f64,
+    /// BPCER at APCER ≤ 5 %.
+    pub bpcer20: f64,
+    pub threshold: f64,
+    pub confusion: Confusion,
+}
+
+impl Summary {
+    /// Computes every metric; a split with one class only is an error naming what is missing.
+    pub fn of(scores: &[ImageScore], threshold: f64) -> Result<Summary, MetricsError> {
+        let labels: Vec<bool> = scores
+            .iter()
+            .map(|s| s.label == crate::LABEL_FAKE)
+            .collect();
+        let fake: Vec<f64> = scores.iter().map(|s| s.fake_score).collect();
+        let real: Vec<f64> = scores.iter().map(|s| s.real_score).collect();
+        let confusion = Confusion::at(&labels, &fake, threshold)?;
+        Ok(Summary {
+            images: scores.len(),
+            accuracy: confusion.accuracy(),
+            auc: roc_auc(&labels, &fake)?,
+            auc_real_score: roc_auc(&labels, &real)?,
+            eer: eer(&labels, &fake)?.rate,
+            ap: average_precision(&labels, &fake)?,
+            bpcer20: bpcer_at_apcer(&labels, &fake, 0.05)?.rate,
+            threshold,
+            confusion,
+        })
+    }
+}
