@@ -82,6 +82,45 @@ pub enum ThresholdRule {
     Eer,
     /// The highest threshold whose APCER is at most this fraction.
     Apcer(f64),
+    /// This threshold.
+    Fixed(f64),
+}
+
+impl std::fmt::Display for ThresholdRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThresholdRule::Half => write!(f, "half"),
+            ThresholdRule::Eer => write!(f, "eer"),
+            ThresholdRule::Apcer(max) => write!(f, "apcer={max}"),
+            ThresholdRule::Fixed(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ThresholdRule {
+    type Err = String;
+
+    /// `half`, `eer`, `apcer=0.05` or a number in [0, 1].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fraction = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(|| format!("`{v}` is not a number between 0 and 1"))
+        };
+        match s {
+            "half" => Ok(ThresholdRule::Half),
+            "eer" => Ok(ThresholdRule::Eer),
+            _ => match s.strip_prefix("apcer=") {
+                Some(max) => fraction(max).map(ThresholdRule::Apcer),
+                None => fraction(s).map(ThresholdRule::Fixed).map_err(|_| {
+                    format!(
+                        "threshold `{s}`: expected half, eer, apcer=FRACTION or a number in [0, 1]"
+                    )
+                }),
+            },
+        }
+    }
 }
 
 impl ThresholdRule {
@@ -91,6 +130,7 @@ impl ThresholdRule {
             ThresholdRule::Half => Ok(0.5),
             ThresholdRule::Eer => Ok(eer(labels, scores)?.threshold),
             ThresholdRule::Apcer(max) => Ok(bpcer_at_apcer(labels, scores, max)?.threshold),
+            ThresholdRule::Fixed(t) => Ok(t),
         }
     }
 }

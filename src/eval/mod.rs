@@ -1,6 +1,9 @@
-//! Evaluation: detection metrics over per-image scores (`metrics`) and the decision at a
-//! threshold (`confusion`), and the per-image scores of a model over a split (`scores`).
+//! Evaluation: detection metrics over per-image scores (`metrics`), the decision at a
+//! threshold (`confusion`), the per-image scores of a model over a split (`scores`), a
+//! trained run evaluated on any dataset split (`run_eval`) and its files (`export`).
 
 pub mod confusion;
+pub mod export;
 pub mod metrics;
+pub mod run_eval;
 pub mod scores;

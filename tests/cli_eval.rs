@@ -1,0 +1,150 @@
+//! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
+//! keys), scores.csv, roc.csv and det.csv, and the AUC recomputed from scores.csv equals
+//! metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
+//! file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use fakelens::eval::metrics::roc_auc;
+
+fn fakelens() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fakelens"))
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn eval_writes_metrics_scores_and_curves_that_agree() {
+    let demo = common::small_demo(40, 11);
+    let data = demo.path().join("demo");
+    let run = demo.path().join("run");
+    run_ok(
+        fakelens()
+            .args(["train", "--epochs", "1", "--batch-size", "8", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
+    );
+    let out = demo.path().join("eval");
+    let stdout = run_ok(
+        fakelens()
+            .args(["eval", "--split", "test", "--run"])
+            .arg(&run)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(stdout.contains("AUC") && stdout.contains("EER"), "{stdout}");
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for key in [
+        "accuracy",
+        "auc",
+        "auc_real_score",
+        "eer",
+        "ap",
+        "bpcer20",
+        "threshold",
+        "confusion",
+        "run",
+        "data",
+        "split",
+    ] {
+        assert!(
+            metrics.get(key).is_some(),
+            "metrics.json lacks {key}: {metrics}"
+        );
+    }
+    assert_eq!(metrics["split"], "test");
+    assert_eq!(metrics["threshold_split"], "val");
+
+    let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    let mut lines = scores.lines();
+    assert_eq!(lines.next(), Some("path,label,real_score,fake_score"));
+    let (labels, fake): (Vec<bool>, Vec<f64>) = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[1] == "1", fields[3].parse::<f64>().unwrap())
+        })
+        .unzip();
+    let confusion = &metrics["confusion"];
+    let counted: u64 = [
+        "real_as_real",
+        "real_as_fake",
+        "fake_as_real",
+        "fake_as_fake",
+    ]
+    .iter()
+    .map(|k| confusion[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(counted as usize, labels.len());
+    let auc = roc_auc(&labels, &fake).unwrap();
+    assert!(
+        (auc - metrics["auc"].as_f64().unwrap()).abs() < 1e-12,
+        "AUC from scores.csv {auc} vs metrics.json {}",
+        metrics["auc"]
+    );
+    let roc = std::fs::read_to_string(out.join("roc.csv")).unwrap();
+    assert!(roc.starts_with("fpr,tpr,threshold\n0,0,inf\n"), "{roc}");
+    let det = std::fs::read_to_string(out.join("det.csv")).unwrap();
+    assert!(det.starts_with("fpr,fnr,threshold\n"), "{det}");
+}
+
+#[test]
+fn eval_of_a_broken_run_names_the_file() {
+    let demo = common::small_demo(12, 2);
+    let data = demo.path().join("demo");
+    let eval = |run: &std::path::Path| {
+        let out = fakelens()
+            .args(["eval", "--run"])
+            .arg(run)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(demo.path().join("eval"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        stderr
+    };
+    let garbled = demo.path().join("garbled-run");
+    std::fs::create_dir_all(&garbled).unwrap();
+    std::fs::write(garbled.join("run.json"), r#"{"not": "a run"}"#).unwrap();
+    assert!(eval(&garbled).contains("run.json"));
+
+    let run = demo.path().join("run");
+    run_ok(
+        fakelens()
+            .args(["train", "--epochs", "1", "--batch-size", "4", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
+    );
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let message = eval(&run);
+    assert!(
+        message.contains("model.safetensors") && message.contains("no checkpoint"),
+        "{message}"
+    );
+    assert!(
+        !demo.path().join("eval").exists(),
+        "nothing is written on failure"
+    );
+}
