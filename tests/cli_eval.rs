@@ -1,5 +1,5 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
-//! keys), scores.csv, roc.csv and det.csv, and the AUC recomputed from scores.csv equals
+//! keys), scores.csv, roc.csv, det.csv and the three plots, and the AUC recomputed from scores.csv equals
 //! metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
 //! file.
 
@@ -103,6 +103,10 @@ fn eval_writes_metrics_scores_and_curves_that_agree() {
     assert!(roc.starts_with("fpr,tpr,threshold\n0,0,inf\n"), "{roc}");
     let det = std::fs::read_to_string(out.join("det.csv")).unwrap();
     assert!(det.starts_with("fpr,fnr,threshold\n"), "{det}");
+    for plot in ["roc.png", "det.png", "curves.png"] {
+        let image = image::open(out.join(plot)).unwrap();
+        assert!(image.width() >= 600 && image.height() >= 400, "{plot}");
+    }
 }
 
 #[test]

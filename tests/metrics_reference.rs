@@ -160,3 +160,21 @@ fn one_class_empty_and_non_finite_sets_are_clear_errors() {
         }
     ));
 }
+
+/// The probit of the DET axes equals SciPy's `ndtri` to 1e-8 relative (Acklam's
+/// approximation is good to 1.2e-9), tails included.
+#[test]
+fn probit_equals_scipy() {
+    let fixture = common::fixture("probit/expected.json");
+    let p = common::floats(&fixture["p"]);
+    let want = common::floats(&fixture["probit"]);
+    for (p, want) in p.iter().zip(&want) {
+        let got = fakelens::eval::probit::probit(*p);
+        assert!(
+            (got - want).abs() <= 1e-8 * want.abs().max(1e-3),
+            "probit({p}) = {got}, SciPy {want}"
+        );
+    }
+    assert_eq!(fakelens::eval::probit::probit(0.0), f64::NEG_INFINITY);
+    assert!(fakelens::eval::probit::probit(1.5).is_nan());
+}

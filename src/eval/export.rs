@@ -13,6 +13,9 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const SCORES_FILE: &str = "scores.csv";
 pub const ROC_FILE: &str = "roc.csv";
 pub const DET_FILE: &str = "det.csv";
+pub const ROC_PNG: &str = "roc.png";
+pub const DET_PNG: &str = "det.png";
+pub const CURVES_PNG: &str = "curves.png";
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,24 @@ pub enum ExportError {
     },
     #[error("cannot encode the metrics: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("cannot draw {file}: {source}")]
+    Plot {
+        file: &'static str,
+        source: super::plots::PlotError,
+    },
+    #[error("cannot encode {file}: {source}")]
+    Png {
+        file: &'static str,
+        source: image::ImageError,
+    },
+}
+
+fn png(image: &image::RgbImage, file: &'static str) -> Result<Vec<u8>, ExportError> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|source| ExportError::Png { file, source })?;
+    Ok(bytes.into_inner())
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
@@ -51,7 +72,7 @@ fn curve_csv(header: &str, a: &[f64], b: &[f64], thresholds: &[f64]) -> String {
     text
 }
 
-/// Writes the four files into `out` (created if needed); returns their paths.
+/// Writes the seven files into `out` (created if needed); returns their paths.
 pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, ExportError> {
     let mut scores = String::from("path,label,real_score,fake_score\n");
     for s in &outcome.scores {
@@ -86,10 +107,31 @@ pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, Exp
             ),
         ),
     ];
+    let plot = |file: &'static str, drawn: Result<image::RgbImage, super::plots::PlotError>| {
+        drawn
+            .map_err(|source| ExportError::Plot { file, source })
+            .and_then(|image| png(&image, file))
+    };
+    let model = outcome.report.model.clone();
+    let images = [
+        (ROC_PNG, plot(ROC_PNG, super::plots::roc_png(outcome))?),
+        (DET_PNG, plot(DET_PNG, super::plots::det_png(outcome))?),
+        (
+            CURVES_PNG,
+            plot(
+                CURVES_PNG,
+                super::plots::curves_png(&outcome.record.epochs, &model),
+            )?,
+        ),
+    ];
+    let files = files
+        .into_iter()
+        .map(|(name, text)| (name, text.into_bytes()))
+        .chain(images);
     let mut written = Vec::new();
-    for (name, text) in files {
+    for (name, bytes) in files {
         let path = out.join(name);
-        write_atomic(&path, text.as_bytes()).map_err(|source| ExportError::Write {
+        write_atomic(&path, &bytes).map_err(|source| ExportError::Write {
             path: path.clone(),
             source,
         })?;

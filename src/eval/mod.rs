@@ -2,8 +2,11 @@
 //! threshold (`confusion`), the per-image scores of a model over a split (`scores`), a
 //! trained run evaluated on any dataset split (`run_eval`) and its files (`export`).
 
+pub mod chart_png;
 pub mod confusion;
 pub mod export;
 pub mod metrics;
+pub mod plots;
+pub mod probit;
 pub mod run_eval;
 pub mod scores;

@@ -76,6 +76,8 @@ pub struct EvalOutcome {
     pub scores: Vec<ImageScore>,
     pub roc: Roc,
     pub det: Det,
+    /// The evaluated run's history (for the training-curve plot).
+    pub record: RunRecord,
 }
 
 fn labels_and_fake(scores: &[ImageScore]) -> (Vec<bool>, Vec<f64>) {
@@ -176,5 +178,6 @@ pub fn evaluate_run(
         scores,
         roc,
         det,
+        record,
     })
 }
