@@ -104,3 +104,81 @@ fn starting_a_tiny_run_puts_points_on_the_curves() {
     assert!(run_dir.join("model.safetensors").is_file());
     h.get_by_label_contains("Best val epoch 1");
 }
+
+/// The Compare tab: ticking two trained runs (SimpleNet and LilXception) and pressing
+/// Evaluate shows both in the table and in the ROC plot's legend; moving the threshold
+/// changes the confusion matrix.
+#[test]
+fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix() {
+    use fakelens::config::{ModelKind, TrainConfig};
+    use fakelens::train::{TrainData, train};
+    use std::sync::atomic::AtomicBool;
+    let demo = common::small_demo(24, 6);
+    let root = demo.path().join("demo");
+    let runs = demo.path().join("runs");
+    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    for (model, name) in [
+        (ModelKind::SimpleNet, "simple"),
+        (ModelKind::LilXception, "lil"),
+    ] {
+        let config = TrainConfig {
+            model,
+            epochs: 1,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let dir = runs.join(name);
+        let device = candle_core::Device::Cpu;
+        train(
+            &config,
+            &data,
+            &dir,
+            &device,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
+    }
+    let app = app_on(&root, &runs, Tab::Compare);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 1400.0])
+        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    h.step();
+    h.get_by_label_contains("SimpleNet · simple").click();
+    h.get_by_label_contains("LilXception · lil").click();
+    h.step();
+    h.get_by_label("Evaluate").click();
+    h.step();
+    run_until(&mut h, Duration::from_secs(240), |app| {
+        app.compare.results.len() == 2 || app.compare.error.is_some()
+    });
+    assert!(
+        h.state().compare.error.is_none(),
+        "{:?}",
+        h.state().compare.error
+    );
+    h.get_by_label("AUC");
+    for name in ["SimpleNet · simple", "LilXception · lil"] {
+        // The run list, the table, and the legends of the ROC, DET and training plots.
+        let shown = h.query_all_by_label_contains(name).count();
+        assert!(shown >= 4, "{name} shown {shown} times");
+    }
+    let confusion = |h: &Harness<'_, FakeLensApp>| -> String {
+        h.query_all_by_label_contains("real as fake:")
+            .map(|n| format!("{n:?}"))
+            .collect()
+    };
+    h.state_mut().compare.threshold = 0.0;
+    h.step();
+    h.step();
+    let everything_fake = confusion(&h);
+    h.state_mut().compare.threshold = 1.0;
+    h.step();
+    h.step();
+    assert_ne!(
+        confusion(&h),
+        everything_fake,
+        "the confusion matrix follows the threshold"
+    );
+    h.get_by_label_contains("real as fake: 0");
+}

@@ -7,6 +7,7 @@ use super::metrics::{Counts, MetricsError, bpcer_at_apcer, eer};
 /// Images by true class and decision at one threshold.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Confusion {
+    #[serde(with = "super::nonfinite")]
     pub threshold: f64,
     /// Real images called real.
     pub real_as_real: usize,

@@ -106,6 +106,7 @@ impl Counts {
 pub struct Roc {
     pub fpr: Vec<f64>,
     pub tpr: Vec<f64>,
+    #[serde(with = "super::nonfinite::vec")]
     pub thresholds: Vec<f64>,
 }
 
@@ -159,6 +160,7 @@ pub fn roc_auc(labels: &[bool], scores: &[f64]) -> Result<f64, MetricsError> {
 pub struct Det {
     pub fpr: Vec<f64>,
     pub fnr: Vec<f64>,
+    #[serde(with = "super::nonfinite::vec")]
     pub thresholds: Vec<f64>,
 }
 
@@ -204,6 +206,7 @@ pub fn average_precision(labels: &[bool], scores: &[f64]) -> Result<f64, Metrics
 pub struct RateAt {
     pub rate: f64,
     /// The lowest fake score still called fake there (+∞: nothing is).
+    #[serde(with = "super::nonfinite")]
     pub threshold: f64,
 }
 

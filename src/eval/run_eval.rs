@@ -70,7 +70,7 @@ pub struct EvalReport {
 }
 
 /// A finished evaluation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EvalOutcome {
     pub report: EvalReport,
     pub scores: Vec<ImageScore>,

@@ -98,6 +98,7 @@ pub struct Summary {
     pub ap: f64,
     /// BPCER at APCER ≤ 5 %.
     pub bpcer20: f64,
+    #[serde(with = "super::nonfinite")]
     pub threshold: f64,
     pub confusion: Confusion,
 }

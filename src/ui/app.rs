@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::compare_tab::{CompareAction, CompareTab};
 use super::dataset_tab::{DatasetAction, DatasetTab};
 use super::thumbnails::Thumbnails;
 use super::training_tab::{TrainingAction, TrainingTab};
@@ -22,14 +23,16 @@ pub enum Tab {
     #[default]
     Dataset,
     Training,
+    Compare,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 2] = [Tab::Dataset, Tab::Training];
+    pub const ALL: [Tab; 3] = [Tab::Dataset, Tab::Training, Tab::Compare];
     pub fn label(self) -> &'static str {
         match self {
             Tab::Dataset => "Dataset",
             Tab::Training => "Training",
+            Tab::Compare => "Compare",
         }
     }
 }
@@ -40,7 +43,7 @@ impl std::str::FromStr for Tab {
         Tab::ALL
             .into_iter()
             .find(|t| t.label().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training)"))
+            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training, compare)"))
     }
 }
 
@@ -75,6 +78,7 @@ pub struct FakeLensApp {
     pub settings: Settings,
     pub dataset: DatasetTab,
     pub training: TrainingTab,
+    pub compare: CompareTab,
     worker: WorkerHandle,
     thumbnails: Thumbnails,
     notices: Vec<String>,
@@ -94,6 +98,7 @@ impl FakeLensApp {
         let mut app = FakeLensApp {
             dataset: DatasetTab::default(),
             training: TrainingTab::new(settings.train.clone()),
+            compare: CompareTab::new(),
             settings,
             worker,
             thumbnails,
@@ -174,6 +179,17 @@ impl FakeLensApp {
                     task: Task::Training,
                     error,
                 } => self.training.fail(error),
+                Event::Progress {
+                    task: Task::Evaluation,
+                    stage,
+                    done,
+                    total,
+                } => self.compare.progress = Some((stage, done, total)),
+                Event::Failed {
+                    task: Task::Evaluation,
+                    error,
+                } => self.compare.fail(error),
+                Event::Evaluated(outcome) => self.compare.on_evaluated(*outcome),
                 Event::Training(e) => self.training.on_event(e),
                 Event::TrainingFinished { run_dir, record } => {
                     self.training.finish(run_dir, *record)
@@ -198,6 +214,7 @@ impl FakeLensApp {
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         let mut dataset_action = None;
         let mut training_action = None;
+        let mut compare_action = None;
         egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
             Tab::Dataset => dataset_action = self.dataset.ui(ui, &mut self.thumbnails),
             Tab::Training => {
@@ -205,6 +222,10 @@ impl FakeLensApp {
                 training_action =
                     self.training
                         .ui(ui, data_root.as_deref(), &mut self.settings.device);
+            }
+            Tab::Compare => {
+                let runs_dir = self.settings.runs_dir.clone();
+                compare_action = self.compare.ui(ui, &runs_dir);
             }
         });
         self.settings.train = self.training.config.clone();
@@ -236,6 +257,25 @@ impl FakeLensApp {
             }
             Some(TrainingAction::Stop) => self.worker.cancel(),
             None => {}
+        }
+        match compare_action {
+            Some(CompareAction::Evaluate(requests)) => self.compare.queue.extend(requests),
+            Some(CompareAction::Stop) => {
+                self.compare.stop();
+                self.worker.cancel();
+            }
+            Some(CompareAction::Export { outcome, out_dir }) => {
+                self.worker
+                    .send(Command::ExportEvaluation { outcome, out_dir });
+            }
+            None => {}
+        }
+        if let Some(request) = self.compare.next_request() {
+            let device = self.settings.device;
+            if !self.worker.send(Command::Evaluate { request, device }) {
+                self.compare
+                    .fail("the compute thread is busy; try again".into());
+            }
         }
         self.screenshot_step(&ctx);
     }

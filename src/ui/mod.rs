@@ -1,7 +1,10 @@
-//! The window: an app shell with a tab bar (Dataset, Training) over the compute worker.
+//! The window: an app shell with a tab bar (Dataset, Training, Compare) over the compute
+//! worker.
 //! UI code only reads plain data from worker events and returns user choices as values.
 
 pub mod app;
+pub mod compare_plots;
+pub mod compare_tab;
 pub mod dataset_tab;
 pub mod format;
 pub mod thumbnails;

@@ -24,6 +24,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
         let task = match &command {
             Command::LoadDataset { .. } => Task::Dataset,
             Command::StartTraining { .. } | Command::ResumeTraining { .. } => Task::Training,
+            Command::Evaluate { .. } | Command::ExportEvaluation { .. } => Task::Evaluation,
             Command::Shutdown => return,
         };
         // A Stop applies to the job that was running when it was pressed, not to this one.
@@ -53,6 +54,12 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
                 &sink,
                 &cancel,
             ),
+            Command::Evaluate { request, device } => {
+                super::eval_jobs::evaluate(&request, device, &sink, &cancel)
+            }
+            Command::ExportEvaluation { outcome, out_dir } => {
+                super::eval_jobs::export_evaluation(&outcome, &out_dir, &sink)
+            }
             Command::Shutdown => Ok(()),
         }));
         let error = match outcome {

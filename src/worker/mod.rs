@@ -2,6 +2,7 @@
 //! sends [`Command`]s and receives plain-data [`Event`]s over bounded crossbeam channels; the
 //! worker wakes the UI after each send. Any error — or a panic — becomes an event.
 
+mod eval_jobs;
 mod jobs;
 
 use std::path::PathBuf;
@@ -33,6 +34,16 @@ pub enum Command {
     ResumeTraining {
         run_dir: PathBuf,
         device: DeviceChoice,
+    },
+    /// Evaluate a run on a dataset split (from the run's cache when still valid).
+    Evaluate {
+        request: crate::eval::run_eval::EvalRequest,
+        device: DeviceChoice,
+    },
+    /// Write an evaluation's metrics, scores, curves and plots into a folder.
+    ExportEvaluation {
+        outcome: Box<crate::eval::run_eval::EvalOutcome>,
+        out_dir: PathBuf,
     },
     /// Stop the thread.
     Shutdown,
@@ -87,6 +98,8 @@ pub enum Event {
         run_dir: PathBuf,
         record: Box<RunRecord>,
     },
+    /// A finished evaluation (scores, metrics and curves as plain data).
+    Evaluated(Box<crate::eval::run_eval::EvalOutcome>),
 }
 
 /// Which job an event belongs to.
@@ -94,6 +107,7 @@ pub enum Event {
 pub enum Task {
     Dataset,
     Training,
+    Evaluation,
 }
 
 /// A training event as plain data for the UI.
