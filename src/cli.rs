@@ -37,6 +37,10 @@ pub struct Cli {
     /// (window) Show this finished run's curves in the Training tab.
     #[arg(long)]
     pub run: Option<PathBuf>,
+    /// (window) Tick this run in the Compare tab and evaluate it on its own test split
+    /// (repeat for several).
+    #[arg(long)]
+    pub compare: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
             tab: cli.tab,
             data: cli.data,
             run: cli.run,
+            compare: cli.compare,
         }),
         Some(CliCommand::Train(args)) => train(&args),
         Some(CliCommand::DemoData { out, seed, count }) => {

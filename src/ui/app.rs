@@ -133,6 +133,12 @@ impl FakeLensApp {
             let record = crate::train::RunRecord::load(&run)?;
             app.training.show_record(run, record);
         }
+        for run in opts.compare {
+            app.compare.add_run(run).map_err(anyhow::Error::msg)?;
+        }
+        if !app.compare.selected.is_empty() {
+            app.compare.evaluate_selected();
+        }
         app.screenshot = opts.screenshot;
         Ok(app)
     }
@@ -303,7 +309,9 @@ impl FakeLensApp {
             return;
         };
         ctx.request_repaint_after(Duration::from_millis(200));
-        let settled = !self.dataset.is_loading() && self.started.elapsed() > Duration::from_secs(4);
+        let settled = !self.dataset.is_loading()
+            && self.compare.pending() == 0
+            && self.started.elapsed() > Duration::from_secs(4);
         if !settled || self.screenshot_requested {
             return;
         }

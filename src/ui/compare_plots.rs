@@ -1,6 +1,8 @@
 //! The Compare tab's plots: ROC and DET curves of every chosen run overlaid, each with its
 //! operating point at the current threshold (the DET on normal-deviate axes with
 //! scikit-learn's DetCurveDisplay ticks), and the chosen runs' training curves overlaid.
+//! Curves are drawn as plain polylines: egui_plot would draw a staircase (several points at
+//! one x) as a filled min-max band.
 
 use egui_plot::{GridInput, GridMark, Legend, Line, Plot, PlotPoints, Points};
 
@@ -30,6 +32,12 @@ pub fn operating_point(outcome: &EvalOutcome, threshold: f64) -> (f64, f64) {
         fp as f64 / reals.max(1) as f64,
         tp as f64 / fakes.max(1) as f64,
     )
+}
+
+/// Run `i`'s colour, the same in every plot (and in the PNG exports' palette).
+pub fn run_color(i: usize) -> egui::Color32 {
+    let [r, g, b] = crate::eval::chart_png::PALETTE[i % crate::eval::chart_png::PALETTE.len()];
+    egui::Color32::from_rgb(r, g, b)
 }
 
 fn deviate(rate: f64) -> f64 {
@@ -77,13 +85,13 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
             .include_x(1.0)
             .include_y(0.0)
             .include_y(1.0)
-            .data_aspect(1.0)
             .show(ui, |plot| {
                 plot.line(
                     Line::new("chance", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
                         .style(egui_plot::LineStyle::dashed_dense()),
                 );
-                for (name, outcome) in runs {
+                for (i, (name, outcome)) in runs.iter().enumerate() {
+                    let color = run_color(i);
                     let points: Vec<[f64; 2]> = outcome
                         .roc
                         .fpr
@@ -91,9 +99,17 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
                         .zip(&outcome.roc.tpr)
                         .map(|(&x, &y)| [x, y])
                         .collect();
-                    plot.line(Line::new(name.clone(), PlotPoints::from(points)));
+                    plot.line(
+                        Line::new(name.clone(), PlotPoints::from(points))
+                            .allow_band(false)
+                            .color(color),
+                    );
                     let (fpr, tpr) = operating_point(outcome, threshold);
-                    plot.points(Points::new(name.clone(), vec![[fpr, tpr]]).radius(5.0));
+                    plot.points(
+                        Points::new(name.clone(), vec![[fpr, tpr]])
+                            .radius(5.0)
+                            .color(color),
+                    );
                 }
             });
         Plot::new("compare-det")
@@ -109,7 +125,8 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
             .x_axis_formatter(det_label)
             .y_axis_formatter(det_label)
             .show(ui, |plot| {
-                for (name, outcome) in runs {
+                for (i, (name, outcome)) in runs.iter().enumerate() {
+                    let color = run_color(i);
                     let points: Vec<[f64; 2]> = outcome
                         .det
                         .fpr
@@ -117,11 +134,16 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
                         .zip(&outcome.det.fnr)
                         .map(|(&x, &y)| [deviate(x), deviate(y)])
                         .collect();
-                    plot.line(Line::new(name.clone(), PlotPoints::from(points)));
+                    plot.line(
+                        Line::new(name.clone(), PlotPoints::from(points))
+                            .allow_band(false)
+                            .color(color),
+                    );
                     let (fpr, tpr) = operating_point(outcome, threshold);
                     plot.points(
                         Points::new(name.clone(), vec![[deviate(fpr), deviate(1.0 - tpr)]])
-                            .radius(5.0),
+                            .radius(5.0)
+                            .color(color),
                     );
                 }
             });
@@ -182,7 +204,8 @@ pub fn training_ui(ui: &mut egui::Ui, runs: &[(String, &RunRecord)], options: Cu
         .x_axis_label(x_label)
         .y_axis_label(y_label)
         .show(ui, |plot| {
-            for (name, record) in runs {
+            for (i, (name, record)) in runs.iter().enumerate() {
+                let color = run_color(i);
                 let points: Vec<[f64; 2]> = if options.by_step {
                     smoothed(&record.step_losses, options.smoothing)
                         .into_iter()
@@ -196,7 +219,11 @@ pub fn training_ui(ui: &mut egui::Ui, runs: &[(String, &RunRecord)], options: Cu
                         .map(|e| [e.epoch as f64, y_of(e.val_acc)])
                         .collect()
                 };
-                plot.line(Line::new(name.clone(), PlotPoints::from(points)));
+                plot.line(
+                    Line::new(name.clone(), PlotPoints::from(points))
+                        .allow_band(false)
+                        .color(color),
+                );
             }
         });
 }

@@ -171,6 +171,13 @@ impl CompareTab {
         self.error = Some(error);
     }
 
+    /// Queues an evaluation of every ticked run.
+    pub fn evaluate_selected(&mut self) {
+        self.error = None;
+        let requests = self.requests();
+        self.queue.extend(requests);
+    }
+
     /// Evaluations queued or running.
     pub fn pending(&self) -> usize {
         self.queue.len() + usize::from(self.running)

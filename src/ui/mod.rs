@@ -23,6 +23,8 @@ pub struct WindowOptions {
     pub data: Option<PathBuf>,
     /// A run directory whose history is shown in the Training tab.
     pub run: Option<PathBuf>,
+    /// Runs ticked and evaluated in the Compare tab.
+    pub compare: Vec<PathBuf>,
 }
 
 /// Opens the window.
