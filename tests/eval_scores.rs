@@ -1,7 +1,8 @@
 //! Scoring a split: one score pair per readable image, in file order, with its path and
 //! label, the two softmax scores summing to 1; the summary's metrics are consistent with
 //! each other (the real-score AUC is 1 − the fake-score AUC, the confusion matrix counts
-//! every image); cancelling stops the pass.
+//! every image); cancelling stops the pass; a kept evaluation is reused until the
+//! checkpoint or the split's files change.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -66,4 +67,70 @@ fn every_image_is_scored_in_order_and_the_summary_is_consistent() {
         &mut |_, _| {},
     );
     assert!(matches!(cancelled, Err(ScoreError::Cancelled)));
+}
+
+/// A kept evaluation is reused while the checkpoint and the split are unchanged, and
+/// dropped when either changes.
+#[test]
+fn kept_evaluations_are_reused_until_the_checkpoint_or_the_data_change() {
+    use fakelens::config::TrainConfig;
+    use fakelens::data::Split;
+    use fakelens::eval::cache;
+    use fakelens::eval::confusion::ThresholdRule;
+    use fakelens::eval::run_eval::{EvalRequest, evaluate_run};
+    let demo = common::small_demo(16, 8);
+    let root = demo.path().join("demo");
+    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    let run = demo.path().join("run");
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        ..TrainConfig::default()
+    };
+    let no = AtomicBool::new(false);
+    fakelens::train::train(&config, &data, &run, &Device::Cpu, &no, &mut |_| {}).unwrap();
+    let request = EvalRequest {
+        run_dir: run.clone(),
+        data: root.clone(),
+        split: Split::Test,
+        threshold: ThresholdRule::Eer,
+        batch_size: 4,
+    };
+    assert!(cache::load(&request).is_none());
+    let outcome = evaluate_run(&request, &Device::Cpu, &no, &mut |_, _, _| {}).unwrap();
+    cache::store(&request, &outcome).unwrap();
+    let kept = cache::load(&request).expect("reused");
+    assert_eq!(kept.report, outcome.report);
+    assert_eq!(kept.roc, outcome.roc);
+    assert!(kept.roc.thresholds[0].is_infinite());
+
+    let other_rule = EvalRequest {
+        threshold: ThresholdRule::Half,
+        ..request.clone()
+    };
+    assert!(
+        cache::load(&other_rule).is_none(),
+        "kept per threshold rule"
+    );
+
+    let image = std::fs::read_dir(root.join("test/real"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&image).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&image, &bytes).unwrap();
+    assert!(
+        cache::load(&request).is_none(),
+        "a changed split file drops it"
+    );
+    cache::store(&request, &outcome).unwrap();
+    assert!(cache::load(&request).is_some());
+    let checkpoint = run.join("model.safetensors");
+    let weights = std::fs::read(&checkpoint).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&checkpoint, &weights).unwrap();
+    assert!(cache::load(&request).is_none(), "a new checkpoint drops it");
 }
