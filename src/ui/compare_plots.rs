@@ -70,6 +70,22 @@ fn det_label(mark: GridMark, _range: &std::ops::RangeInclusive<f64>) -> String {
         .unwrap_or_default()
 }
 
+/// One run's curve (a plain polyline) and its operating point, in its colour.
+fn curve_with_point(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    color: egui::Color32,
+    curve: Vec<[f64; 2]>,
+    point: [f64; 2],
+) {
+    plot.line(
+        Line::new(name, PlotPoints::from(curve))
+            .allow_band(false)
+            .color(color),
+    );
+    plot.points(Points::new(name, vec![point]).radius(5.0).color(color));
+}
+
 /// ROC (left) and DET (right) of `runs` (legend name, outcome), side by side.
 pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: f64) {
     let width = (ui.available_width() / 2.0 - 8.0).max(220.0);
@@ -99,17 +115,8 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
                         .zip(&outcome.roc.tpr)
                         .map(|(&x, &y)| [x, y])
                         .collect();
-                    plot.line(
-                        Line::new(name.clone(), PlotPoints::from(points))
-                            .allow_band(false)
-                            .color(color),
-                    );
                     let (fpr, tpr) = operating_point(outcome, threshold);
-                    plot.points(
-                        Points::new(name.clone(), vec![[fpr, tpr]])
-                            .radius(5.0)
-                            .color(color),
-                    );
+                    curve_with_point(plot, name, color, points, [fpr, tpr]);
                 }
             });
         Plot::new("compare-det")
@@ -134,17 +141,9 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
                         .zip(&outcome.det.fnr)
                         .map(|(&x, &y)| [deviate(x), deviate(y)])
                         .collect();
-                    plot.line(
-                        Line::new(name.clone(), PlotPoints::from(points))
-                            .allow_band(false)
-                            .color(color),
-                    );
                     let (fpr, tpr) = operating_point(outcome, threshold);
-                    plot.points(
-                        Points::new(name.clone(), vec![[deviate(fpr), deviate(1.0 - tpr)]])
-                            .radius(5.0)
-                            .color(color),
-                    );
+                    let point = [deviate(fpr), deviate(1.0 - tpr)];
+                    curve_with_point(plot, name, color, points, point);
                 }
             });
     });
