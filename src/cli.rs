@@ -62,8 +62,19 @@ pub enum CliCommand {
     /// found, the same step in PyTorch, printed as a ratio.
     Bench(crate::bench::BenchArgs),
     /// Evaluate a trained run on a dataset split and write metrics.json, scores.csv,
-    /// roc.csv and det.csv.
+    /// roc.csv, det.csv and the ROC, DET and training-curve plots.
     Eval(EvalArgs),
+    /// Turn a checkpoint trained elsewhere (.pth, .safetensors) into a run folder that
+    /// `eval` and the Compare tab take.
+    ImportRun {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        model: ModelKind,
+        /// Parent folder of the new run (default weights/runs).
+        #[arg(long)]
+        runs: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -173,6 +184,19 @@ pub fn main() -> ExitCode {
         Some(CliCommand::Info) => info(),
         Some(CliCommand::Bench(args)) => crate::bench::run(&args),
         Some(CliCommand::Eval(args)) => eval(&args),
+        Some(CliCommand::ImportRun {
+            checkpoint,
+            model,
+            runs,
+        }) => {
+            let runs = runs.unwrap_or_else(crate::train::history::default_runs_dir);
+            crate::train::imported::import_as_run(&checkpoint, model, &runs)
+                .map(|(dir, report)| {
+                    println!("{}", report.summary());
+                    println!("run directory: {}", dir.display());
+                })
+                .with_context(|| format!("importing {}", checkpoint.display()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,3 +152,55 @@ fn eval_of_a_broken_run_names_the_file() {
         "nothing is written on failure"
     );
 }
+
+/// A checkpoint saved by PyTorch becomes a run (`import-run`) that `eval` scores on any
+/// dataset; read as the wrong model it is refused, naming the key and both shapes.
+#[test]
+fn an_imported_checkpoint_is_evaluated_like_a_run() {
+    let demo = common::small_demo(12, 4);
+    let runs = demo.path().join("runs");
+    let checkpoint = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import/lilxception_f16.pth");
+    let stdout = run_ok(
+        fakelens()
+            .args(["import-run", "--model", "lilxception", "--checkpoint"])
+            .arg(&checkpoint)
+            .arg("--runs")
+            .arg(&runs),
+    );
+    assert!(stdout.contains("170 tensors loaded, 0 missing"), "{stdout}");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["status"]["state"], "imported");
+    let out = demo.path().join("eval");
+    run_ok(
+        fakelens()
+            .args(["eval", "--threshold", "half", "--run"])
+            .arg(&run)
+            .arg("--data")
+            .arg(demo.path().join("demo"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(out.join("metrics.json").is_file() && out.join("curves.png").is_file());
+
+    let wrong = fakelens()
+        .args(["import-run", "--model", "simplenet", "--checkpoint"])
+        .arg(&checkpoint)
+        .arg("--runs")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("is not a simplenet checkpoint") && stderr.contains("simplenet expects"),
+        "{stderr}"
+    );
+}

@@ -107,7 +107,9 @@ pub fn normalize_key(key: &str) -> String {
 /// shape, and reports what was loaded, missing and unexpected. A wrong-shape tensor is an
 /// error naming the key and both shapes, and nothing is loaded then.
 pub fn import_checkpoint(model: &dyn Detector, path: &Path) -> Result<ImportReport, ModelError> {
-    let tensors = read_tensors(path)?;
+    let mut tensors = read_tensors(path)?;
+    // In key order, so that the first wrong-shape tensor named is always the same one.
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let params = model.params();
     let mut plan = Vec::new();
     let mut unexpected = Vec::new();

@@ -39,7 +39,11 @@ pub enum RunStatus {
     Running,
     Completed,
     Cancelled,
-    Failed { reason: String },
+    /// A checkpoint trained elsewhere, imported as a run (no training history).
+    Imported,
+    Failed {
+        reason: String,
+    },
 }
 
 /// Everything `run.json` holds.

@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod evaluate;
 pub mod history;
+pub mod imported;
 pub mod optim;
 pub mod resume;
 pub mod trainer;

@@ -196,6 +196,7 @@ impl FakeLensApp {
                     error,
                 } => self.compare.fail(error),
                 Event::Evaluated(outcome) => self.compare.on_evaluated(*outcome),
+                Event::RunImported { run_dir } => self.compare.on_imported(run_dir),
                 Event::Training(e) => self.training.on_event(e),
                 Event::TrainingFinished { run_dir, record } => {
                     self.training.finish(run_dir, *record)
@@ -269,6 +270,13 @@ impl FakeLensApp {
             Some(CompareAction::Stop) => {
                 self.compare.stop();
                 self.worker.cancel();
+            }
+            Some(CompareAction::ImportCheckpoint { file, model }) => {
+                self.worker.send(Command::ImportRun {
+                    file,
+                    model,
+                    runs_dir: self.settings.runs_dir.clone(),
+                });
             }
             Some(CompareAction::Export { outcome, out_dir }) => {
                 self.worker

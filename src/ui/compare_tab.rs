@@ -39,6 +39,11 @@ pub enum CompareAction {
         outcome: Box<EvalOutcome>,
         out_dir: PathBuf,
     },
+    /// Import a checkpoint trained elsewhere as a run of this model.
+    ImportCheckpoint {
+        file: PathBuf,
+        model: crate::config::ModelKind,
+    },
 }
 
 /// Table columns, in order.
@@ -110,6 +115,8 @@ pub struct CompareTab {
     pub progress: Option<(String, usize, usize)>,
     pub error: Option<String>,
     pub curves: Option<CurveOptions>,
+    /// The model an imported checkpoint is read as.
+    pub import_model: crate::config::ModelKind,
     scanned: Option<PathBuf>,
 }
 
@@ -198,10 +205,22 @@ impl CompareTab {
         self.queue.clear();
     }
 
+    /// A run imported from a checkpoint: ticked, listed, and its folder scanned again.
+    pub fn on_imported(&mut self, run_dir: PathBuf) {
+        if let Some(runs_dir) = self.scanned.clone() {
+            self.scan(&runs_dir);
+        }
+        if let Err(e) = self.add_run(run_dir) {
+            self.error = Some(e);
+        }
+    }
+
     fn requests(&self) -> Vec<EvalRequest> {
         self.runs
             .iter()
             .filter(|r| self.selected.contains(&r.dir))
+            // An imported checkpoint has no dataset of its own: it needs "another…".
+            .filter(|r| self.data.is_some() || !r.record.dataset.as_os_str().is_empty())
             .map(|r| EvalRequest {
                 run_dir: r.dir.clone(),
                 data: self
@@ -299,6 +318,27 @@ impl CompareTab {
                 && let Err(e) = self.add_run(dir)
             {
                 self.error = Some(e);
+            }
+            ui.separator();
+            let label = ui.label("import a checkpoint as");
+            egui::ComboBox::from_id_salt(label.id)
+                .selected_text(self.import_model.label())
+                .show_ui(ui, |ui| {
+                    for model in crate::config::ModelKind::ALL {
+                        ui.selectable_value(&mut self.import_model, model, model.label());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if ui.button("Import checkpoint…").clicked()
+                && let Some(file) = rfd::FileDialog::new()
+                    .add_filter("checkpoint", &["pth", "tar", "safetensors"])
+                    .pick_file()
+            {
+                *action = Some(CompareAction::ImportCheckpoint {
+                    file,
+                    model: self.import_model,
+                });
             }
         });
         ui.horizontal(|ui| {

@@ -136,7 +136,7 @@ impl TrainingTab {
     fn resumable_run(&self) -> Option<PathBuf> {
         let record = self.result.as_ref()?;
         let dir = self.run_dir.as_ref()?;
-        let unfinished = !matches!(record.status, RunStatus::Completed);
+        let unfinished = !matches!(record.status, RunStatus::Completed | RunStatus::Imported);
         let saved = dir.join(crate::train::resume::STATE_FILE).is_file();
         (!self.running && unfinished && saved).then(|| dir.clone())
     }
@@ -501,6 +501,7 @@ fn result_text(record: &RunRecord) -> String {
     let status = match &record.status {
         RunStatus::Completed => "finished".to_string(),
         RunStatus::Cancelled => "stopped by you".to_string(),
+        RunStatus::Imported => "imported, not trained here".to_string(),
         RunStatus::Running => "still running (or interrupted)".to_string(),
         RunStatus::Failed { reason } => format!("failed: {reason}"),
     };

@@ -1,6 +1,6 @@
 //! The compute thread's evaluation jobs: evaluate a run on a dataset split (answered from
-//! the run's evaluation cache when neither the checkpoint nor the split changed) and write
-//! an evaluation's files.
+//! the run's evaluation cache when neither the checkpoint nor the split changed), write an
+//! evaluation's files, and import a checkpoint trained elsewhere as a run.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -59,6 +59,22 @@ pub(super) fn export_evaluation(
         written.len(),
         out_dir.display()
     )));
+    Ok(())
+}
+
+pub(super) fn import_run(
+    file: &Path,
+    model: crate::config::ModelKind,
+    runs_dir: &Path,
+    sink: &EventSink,
+) -> anyhow::Result<()> {
+    let (run_dir, report) = crate::train::imported::import_as_run(file, model, runs_dir)?;
+    sink.send(Event::Notice(format!(
+        "{} → {}",
+        report.summary(),
+        run_dir.display()
+    )));
+    sink.send(Event::RunImported { run_dir });
     Ok(())
 }
 

@@ -24,7 +24,9 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
         let task = match &command {
             Command::LoadDataset { .. } => Task::Dataset,
             Command::StartTraining { .. } | Command::ResumeTraining { .. } => Task::Training,
-            Command::Evaluate { .. } | Command::ExportEvaluation { .. } => Task::Evaluation,
+            Command::Evaluate { .. }
+            | Command::ExportEvaluation { .. }
+            | Command::ImportRun { .. } => Task::Evaluation,
             Command::Shutdown => return,
         };
         // A Stop applies to the job that was running when it was pressed, not to this one.
@@ -60,6 +62,11 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             Command::ExportEvaluation { outcome, out_dir } => {
                 super::eval_jobs::export_evaluation(&outcome, &out_dir, &sink)
             }
+            Command::ImportRun {
+                file,
+                model,
+                runs_dir,
+            } => super::eval_jobs::import_run(&file, model, &runs_dir, &sink),
             Command::Shutdown => Ok(()),
         }));
         let error = match outcome {

@@ -45,6 +45,12 @@ pub enum Command {
         outcome: Box<crate::eval::run_eval::EvalOutcome>,
         out_dir: PathBuf,
     },
+    /// Turn a checkpoint trained elsewhere into a run folder under `runs_dir`.
+    ImportRun {
+        file: PathBuf,
+        model: crate::config::ModelKind,
+        runs_dir: PathBuf,
+    },
     /// Stop the thread.
     Shutdown,
 }
@@ -100,6 +106,10 @@ pub enum Event {
     },
     /// A finished evaluation (scores, metrics and curves as plain data).
     Evaluated(Box<crate::eval::run_eval::EvalOutcome>),
+    /// A checkpoint became this run folder.
+    RunImported {
+        run_dir: PathBuf,
+    },
 }
 
 /// Which job an event belongs to.
