@@ -26,6 +26,10 @@ fn run_ok(command: &mut Command) -> String {
     stdout
 }
 
+fn confusion_count(metrics: &serde_json::Value, key: &str) -> u64 {
+    metrics["confusion"][key].as_u64().unwrap()
+}
+
 #[test]
 fn eval_writes_metrics_scores_and_curves_that_agree() {
     let demo = common::small_demo(40, 11);
@@ -71,6 +75,10 @@ fn eval_writes_metrics_scores_and_curves_that_agree() {
         );
     }
     assert_eq!(metrics["split"], "test");
+    let fakes =
+        confusion_count(&metrics, "fake_as_real") + confusion_count(&metrics, "fake_as_fake");
+    let apcer = confusion_count(&metrics, "fake_as_real") as f64 / fakes as f64;
+    assert!((metrics["apcer"].as_f64().unwrap() - apcer).abs() < 1e-12);
     assert_eq!(metrics["threshold_split"], "val");
 
     let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();

@@ -64,6 +64,10 @@ pub struct EvalReport {
     pub accuracy_at_half: f64,
     pub real_accuracy: Option<f64>,
     pub fake_accuracy: Option<f64>,
+    /// Fakes called real, of all fakes, at `threshold`.
+    pub apcer: Option<f64>,
+    /// Reals called fake, of all reals, at `threshold`.
+    pub bpcer: Option<f64>,
     /// Scoring time per image (decoding excluded).
     pub ms_per_image: f64,
     pub unreadable: Vec<Unreadable>,
@@ -169,6 +173,8 @@ pub fn evaluate_run(
         accuracy_at_half: half.accuracy,
         real_accuracy: summary.confusion.real_accuracy(),
         fake_accuracy: summary.confusion.fake_accuracy(),
+        apcer: summary.confusion.apcer(),
+        bpcer: summary.confusion.bpcer(),
         ms_per_image: secs * 1000.0 / scores.len().max(1) as f64,
         summary,
         unreadable,
