@@ -381,6 +381,17 @@ impl CompareTab {
                 *action = Some(CompareAction::Stop);
             }
         });
+        let without_data = self
+            .runs
+            .iter()
+            .filter(|r| self.selected.contains(&r.dir) && r.record.dataset.as_os_str().is_empty())
+            .count();
+        if self.data.is_none() && without_data > 0 {
+            ui.weak(format!(
+                "{without_data} ticked run(s) imported from a checkpoint have no dataset of their \
+                 own: choose one under \"another…\" to evaluate them."
+            ));
+        }
         if let Some((stage, done, total)) = &self.progress {
             let fraction = *done as f32 / (*total).max(1) as f32;
             ui.add(egui::ProgressBar::new(fraction).text(format!("{stage} {done}/{total}")));
