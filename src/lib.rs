@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod explain;
 pub mod fsutil;
 pub mod models;
 pub mod train;

@@ -1,0 +1,3 @@
+//! Explanations of a detector's decision: vanilla saliency (`saliency`).
+
+pub mod saliency;
