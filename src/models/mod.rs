@@ -38,7 +38,8 @@ pub fn param(t: &Tensor, train: bool) -> Tensor {
 }
 
 /// Fully connected layers with ReLU between them (none after the last), parameters as
-/// [`param`] gives them; `each(i, output)` sees layer `i`'s output and may replace it.
+/// [`param`] gives them; `each(i, output)` sees layer `i`'s output (before its ReLU, as a
+/// hook on the PyTorch `Linear` module would) and may replace it.
 pub fn mlp_forward(
     layers: &[candle_nn::Linear],
     x: &Tensor,
@@ -52,17 +53,19 @@ pub fn mlp_forward(
             param(fc.weight(), train),
             fc.bias().map(|b| param(b, train)),
         );
-        x = fc.forward(&x)?;
+        x = each(i, fc.forward(&x)?)?;
         if i + 1 < layers.len() {
             x = x.relu()?;
         }
-        x = each(i, x)?;
     }
     Ok(x)
 }
 
 /// Called with each named layer's output during a hooked forward pass; may return a
-/// replacement (e.g. the activation plus a zero probe whose gradient is d score / d A).
+/// replacement (e.g. the activation plus a zero probe whose gradient is d score / d A). A
+/// named layer's output is what a forward hook on the PyTorch module of that name sees
+/// (a conv's output before its batch norm or ReLU), so that Grad-CAM at `conv3` means what
+/// it means in pytorch-grad-cam.
 pub type LayerHook<'a> = dyn FnMut(&str, Tensor) -> candle_core::Result<Tensor> + 'a;
 
 /// A face-manipulation detector: logits `[real, fake]` for a batch of NCHW images.

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::conv::{ConvGeometry, conv2d_relu};
+use super::conv::{ConvGeometry, conv2d};
 use super::conv_pool::conv2d_relu_maxpool2;
 use super::pool::{PoolGeometry, max_pool2d};
 use super::{Detector, LayerHook, ModelError, Params, mlp_forward, param};
@@ -27,7 +27,8 @@ const POOL: PoolGeometry = PoolGeometry {
     padding: 0,
 };
 
-/// The named layers, in order; each conv layer's output is reported after its ReLU.
+/// The named layers, in order; each is reported as its PyTorch module's output (before the
+/// ReLU that `forward` applies to it).
 const LAYERS: [&str; 6] = ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3"];
 
 pub struct SimpleNet {
@@ -103,11 +104,8 @@ impl Detector for SimpleNet {
     ) -> candle_core::Result<Tensor> {
         let mut xs = xs.clone();
         for ((name, _, _), (w, b)) in CONVS.iter().zip(&self.convs) {
-            xs = hook(
-                name,
-                conv2d_relu(&xs, &param(w, train), &param(b, train), GEOMETRY)?,
-            )?;
-            xs = max_pool2d(&xs, POOL)?;
+            let conv = conv2d(&xs, &param(w, train), &param(b, train), GEOMETRY)?;
+            xs = max_pool2d(&hook(name, conv)?.relu()?, POOL)?;
         }
         self.head(&xs, train, hook)
     }

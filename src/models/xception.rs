@@ -351,22 +351,16 @@ impl Detector for Xception {
     ) -> candle_core::Result<Tensor> {
         let g = |stride| ConvGeometry { stride, padding: 0 };
         let x = conv2d(xs, &param(&self.conv1, train), &self.zeros.0, g(2))?;
-        let x = hook("conv1", self.bn1.forward_relu(&x, train)?)?;
+        let x = self.bn1.forward_relu(&hook("conv1", x)?, train)?;
         let x = conv2d(&x, &param(&self.conv2, train), &self.zeros.1, g(1))?;
-        let mut x = hook("conv2", self.bn2.forward_relu(&x, train)?)?;
+        let mut x = self.bn2.forward_relu(&hook("conv2", x)?, train)?;
         for (name, block) in &self.blocks {
             x = hook(name, block.forward(&x, train)?)?;
         }
-        let x = hook(
-            "conv3",
-            self.bn3
-                .forward_relu(&self.conv3.forward(&x, false, train)?, train)?,
-        )?;
-        let x = hook(
-            "conv4",
-            self.bn4
-                .forward_relu(&self.conv4.forward(&x, false, train)?, train)?,
-        )?;
+        let x = hook("conv3", self.conv3.forward(&x, false, train)?)?;
+        let x = self.bn3.forward_relu(&x, train)?;
+        let x = hook("conv4", self.conv4.forward(&x, false, train)?)?;
+        let x = self.bn4.forward_relu(&x, train)?;
         let x = mlp_forward(&self.head, &x.mean((2, 3))?, train, |_, t| Ok(t))?;
         hook("fc", x)
     }
