@@ -47,6 +47,8 @@ pub enum BenchMode {
     Eval,
     /// The drag-in latency: one image, forward, then the input gradient of the fake logit.
     Saliency,
+    /// One image's Grad-CAM of the fake class at the course's `conv3`, resized to the input.
+    Gradcam,
 }
 
 impl BenchMode {
@@ -55,7 +57,13 @@ impl BenchMode {
             BenchMode::Train => "train",
             BenchMode::Eval => "eval",
             BenchMode::Saliency => "saliency",
+            BenchMode::Gradcam => "gradcam",
         }
+    }
+
+    /// Whether a step explains one image (batch 1) rather than a batch.
+    fn single_image(self) -> bool {
+        matches!(self, BenchMode::Saliency | BenchMode::Gradcam)
     }
 }
 
@@ -93,13 +101,9 @@ pub fn fakelens_throughput(
     // Only training has an optimiser: Adam's moments would inflate the other modes' memory.
     let mut optimizer = match mode {
         BenchMode::Train => Some(Optimizer::new(model.params().vars(), &config)?),
-        BenchMode::Eval | BenchMode::Saliency => None,
+        BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam => None,
     };
-    let batch = if mode == BenchMode::Saliency {
-        1
-    } else {
-        batch_size
-    };
+    let batch = if mode.single_image() { 1 } else { batch_size };
     let size = crate::config::INPUT_SIZE;
     let images = Tensor::randn(0f32, 1.0, (batch, 3, size, size), device)?;
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
@@ -126,6 +130,15 @@ pub fn fakelens_throughput(
                 if let Some(g) = grads.get(&input) {
                     g.abs()?.max(1)?;
                 }
+            }
+            BenchMode::Gradcam => {
+                crate::explain::cam::class_activation_maps(
+                    model.as_ref(),
+                    &images,
+                    &[crate::LABEL_FAKE],
+                    crate::explain::cam::COURSE_LAYER,
+                    crate::explain::cam::CamKind::GradCam,
+                )?;
             }
         }
         Ok(())
@@ -194,7 +207,7 @@ fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
-    let batch = if args.mode == BenchMode::Saliency {
+    let batch = if args.mode.single_image() {
         1
     } else {
         args.batch_size

@@ -1,4 +1,4 @@
-//! The command line: `fakelens train | demo-data | info | bench`, or no command for the
+//! The command line: `fakelens train | eval | explain | import-run | demo-data | info | bench`, or no command for the
 //! window. Every command drives the same engine functions the GUI's worker calls. Errors
 //! print one line with their cause and exit non-zero.
 
@@ -28,7 +28,7 @@ pub struct Cli {
     /// (window) Save a screenshot of the window to this PNG after it has drawn, then quit.
     #[arg(long, global = false)]
     pub screenshot: Option<PathBuf>,
-    /// (window) Open on this tab: dataset, training.
+    /// (window) Open on this tab: dataset, training, compare, explain.
     #[arg(long)]
     pub tab: Option<String>,
     /// (window) Open this dataset folder instead of the last one (or the demo data).
@@ -41,6 +41,9 @@ pub struct Cli {
     /// (repeat for several).
     #[arg(long)]
     pub compare: Vec<PathBuf>,
+    /// Tick this run in the Explain tab (repeat to see several side by side).
+    #[arg(long)]
+    pub explain: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +69,9 @@ pub enum CliCommand {
     Eval(EvalArgs),
     /// Turn a checkpoint trained elsewhere (.pth, .safetensors) into a run folder that
     /// `eval` and the Compare tab take.
+    /// Heatmaps of why one or more runs decide: one image (--image) or a split (--data):
+    /// overlays, grids, per-class mean maps (--mean), faithfulness (--metrics), raw .npy.
+    Explain(crate::cli_explain::ExplainArgs),
     ImportRun {
         #[arg(long)]
         checkpoint: PathBuf,
@@ -174,6 +180,7 @@ pub fn main() -> ExitCode {
             data: cli.data,
             run: cli.run,
             compare: cli.compare,
+            explain: cli.explain,
         }),
         Some(CliCommand::Train(args)) => train(&args),
         Some(CliCommand::DemoData { out, seed, count }) => {
@@ -184,6 +191,7 @@ pub fn main() -> ExitCode {
         Some(CliCommand::Info) => info(),
         Some(CliCommand::Bench(args)) => crate::bench::run(&args),
         Some(CliCommand::Eval(args)) => eval(&args),
+        Some(CliCommand::Explain(args)) => crate::cli_explain::explain_command(&args),
         Some(CliCommand::ImportRun {
             checkpoint,
             model,
@@ -246,7 +254,7 @@ pub fn group_thousands(n: usize) -> String {
     out
 }
 
-fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_data(data: &str) -> anyhow::Result<PathBuf> {
     if data == "demo" {
         demo::ensure_demo_data().context("creating the built-in demo dataset")
     } else {
@@ -429,7 +437,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// Ctrl-C (or SIGTERM) stops training the way the app's Stop button does: after the current
 /// batch, with the resumable state saved. A second one exits at once.
-fn watch_interrupt(cancel: &Arc<AtomicBool>) {
+pub(crate) fn watch_interrupt(cancel: &Arc<AtomicBool>) {
     let cancel = Arc::clone(cancel);
     let installed = ctrlc::set_handler(move || {
         if cancel.swap(true, Ordering::SeqCst) {

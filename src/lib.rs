@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cli_explain;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -182,3 +182,72 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
     );
     h.get_by_label_contains("real as fake: 0");
 }
+
+#[test]
+fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() {
+    use fakelens::config::{ModelKind, TrainConfig};
+    use fakelens::train::{TrainData, train};
+    use std::sync::atomic::AtomicBool;
+    let demo = common::small_demo(24, 7);
+    let root = demo.path().join("demo");
+    let runs = demo.path().join("runs");
+    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    for (model, name) in [
+        (ModelKind::SimpleNet, "simple"),
+        (ModelKind::LilXception, "lil"),
+    ] {
+        let config = TrainConfig {
+            model,
+            epochs: 1,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let device = candle_core::Device::Cpu;
+        let cancel = AtomicBool::new(false);
+        train(
+            &config,
+            &data,
+            &runs.join(name),
+            &device,
+            &cancel,
+            &mut |_| {},
+        )
+        .unwrap();
+    }
+    let app = app_on(&root, &runs, Tab::Explain);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    run_until(&mut h, Duration::from_secs(60), |app| {
+        app.dataset.summary.is_some()
+    });
+    h.get_by_label_contains("SimpleNet · simple").click();
+    h.get_by_label_contains("LilXception · lil").click();
+    h.step();
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.explain
+            .result
+            .as_ref()
+            .is_some_and(|r| r.maps.len() == 2)
+            || app.explain.error.is_some()
+    });
+    assert!(
+        h.state().explain.error.is_none(),
+        "{:?}",
+        h.state().explain.error
+    );
+    let result = h.state().explain.result.clone().unwrap();
+    assert_eq!(result.request.method.label(), "Grad-CAM (conv3)");
+    assert_eq!(result.maps[0].map.width, 256);
+    // Both maps are of the same picture; each column names its run and verdict.
+    assert_eq!(h.query_all_by_label_contains("fake probability").count(), 2);
+    let before = h.state().explain.overlays.images.clone();
+    assert_eq!(before.len(), 2);
+    h.state_mut().explain.style.alpha = 0.9;
+    h.step();
+    h.step();
+    let after = &h.state().explain.overlays.images;
+    assert_eq!(after.len(), 2);
+    assert_ne!(&before, after, "the opacity changes the rendered overlay");
+    assert!(h.query_all_by_label("overlay opacity").count() >= 1);
+}

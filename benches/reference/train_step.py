@@ -1,7 +1,9 @@
 """PyTorch reference for `fakelens bench`: the same model, shapes, optimiser, thread count
 and device, timed the same way (2 warm-up runs, then N timed ones on random 256x256 inputs).
 Modes: `train` (Adam steps), `eval` (forward passes without gradients), `saliency` (one
-image: forward, then the gradient of the fake logit w.r.t. the input).
+image: forward, then the gradient of the fake logit w.r.t. the input), `gradcam` (one image:
+Grad-CAM of the fake logit at `conv3` through a forward hook, as pytorch-grad-cam computes
+it, with the resize to the input done by F.interpolate).
 Prints one JSON object: {"images_per_sec", "ms_per_step", "peak_rss_mib", "threads", ...}."""
 import argparse, json, os, resource, sys, time
 import torch
@@ -16,7 +18,7 @@ p.add_argument("--batch-size", type=int, default=32)
 p.add_argument("--steps", type=int, default=10)
 p.add_argument("--threads", type=int, default=0)
 p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-p.add_argument("--mode", default="train", choices=["train", "eval", "saliency"])
+p.add_argument("--mode", default="train", choices=["train", "eval", "saliency", "gradcam"])
 args = p.parse_args()
 dev = torch.device(args.device)
 # Full f32 matrix products on the GPU, as FakeLens computes them (no TF32).
@@ -26,10 +28,14 @@ if args.threads > 0:
     torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 model = MODELS[args.model]().to(dev)
-batch = 1 if args.mode == "saliency" else args.batch_size
+batch = 1 if args.mode in ("saliency", "gradcam") else args.batch_size
 x = torch.randn(batch, 3, 256, 256, device=dev)
 y = torch.arange(batch, device=dev) % 2
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+if args.mode in ("saliency", "gradcam"):
+    # Only the input's (or the layer's) gradient is wanted: no weight gradients, as FakeLens
+    # computes none when explaining.
+    model.requires_grad_(False)
 
 
 def step():
@@ -42,11 +48,27 @@ def step():
         model.eval()
         with torch.no_grad():
             model(x)
-    else:
+    elif args.mode == "saliency":
         model.eval()
         xi = x.clone().requires_grad_(True)
         model(xi)[0, 1].backward()
         xi.grad.abs().amax(dim=1)
+    else:
+        model.eval()
+        seen = {}
+
+        def keep(_module, _inputs, output):
+            # With frozen weights the layer's output is a leaf: the graph starts there.
+            output.requires_grad_(True)
+            seen["a"] = output
+
+        hook = model.conv3.register_forward_hook(keep)
+        model(x)[0, 1].backward()
+        hook.remove()
+        a = seen["a"]
+        weights = a.grad.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * a).sum(dim=1, keepdim=True)).detach()
+        F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def peak_rss_mib():

@@ -24,20 +24,32 @@ pub struct MeanMaps {
     pub fake_images: usize,
 }
 
+/// A model and a decoded split to run an explanation job over.
+#[derive(Clone, Copy)]
+pub struct SplitJob<'a> {
+    pub model: &'a dyn Detector,
+    pub split: &'a Arc<PreparedSplit>,
+    pub norm: Normalization,
+    pub device: &'a Device,
+}
+
 /// Images per forward pass of a mean-map job (backward passes keep activations alive).
 pub const MEAN_MAP_BATCH: usize = 8;
 
 /// Averages `method`'s normalised maps over `split`, per class, for each image's true
 /// class. `progress(done, total)` after each batch; `cancelled()` stops between batches.
 pub fn mean_maps(
-    model: &dyn Detector,
-    split: &Arc<PreparedSplit>,
+    job: &SplitJob<'_>,
     method: &Method,
-    norm: Normalization,
-    device: &Device,
     cancelled: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<MeanMaps, ExplainError> {
+    let SplitJob {
+        model,
+        split,
+        norm,
+        device,
+    } = *job;
     let plan = EpochPlan {
         batch_size: MEAN_MAP_BATCH,
         shuffle: None,

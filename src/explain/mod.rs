@@ -3,11 +3,16 @@
 //! faithful a map is to a known manipulation mask.
 
 pub mod cam;
+pub mod colormap;
 pub mod error;
+pub mod faithfulness;
 pub mod heatmap;
 pub mod mean_maps;
 pub mod method;
+pub mod render;
+pub mod run_model;
 pub mod saliency;
+pub mod selection;
 pub mod smoothgrad;
 
 pub use error::ExplainError;

@@ -135,3 +135,16 @@ pub fn load(
     model.params().load(path)?;
     Ok(model)
 }
+
+/// The layers of `kind` with a spatial output (those Grad-CAM can explain), input to output.
+pub fn spatial_layer_names(kind: ModelKind) -> Vec<&'static str> {
+    let all: &[&'static str] = match kind {
+        ModelKind::SimpleNet => &simplenet::LAYERS,
+        ModelKind::Xception => &xception::XCEPTION_LAYERS,
+        ModelKind::LilXception => &xception::LIL_LAYERS,
+    };
+    all.iter()
+        .copied()
+        .filter(|name| !name.starts_with("fc"))
+        .collect()
+}

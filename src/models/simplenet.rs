@@ -29,7 +29,7 @@ const POOL: PoolGeometry = PoolGeometry {
 
 /// The named layers, in order; each is reported as its PyTorch module's output (before the
 /// ReLU that `forward` applies to it).
-const LAYERS: [&str; 6] = ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3"];
+pub(crate) const LAYERS: [&str; 6] = ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3"];
 
 pub struct SimpleNet {
     params: Params,

@@ -265,11 +265,11 @@ pub struct Xception {
     layer_names: &'static [&'static str],
 }
 
-const XCEPTION_LAYERS: [&str; 17] = [
+pub(crate) const XCEPTION_LAYERS: [&str; 17] = [
     "conv1", "conv2", "block1", "block2", "block3", "block4", "block5", "block6", "block7",
     "block8", "block9", "block10", "block11", "block12", "conv3", "conv4", "fc",
 ];
-const LIL_LAYERS: [&str; 13] = [
+pub(crate) const LIL_LAYERS: [&str; 13] = [
     "conv1", "conv2", "block1", "block2", "block3", "block4", "block5", "block6", "block7",
     "block12", "conv3", "conv4", "fc",
 ];

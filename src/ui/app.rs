@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compare_tab::{CompareAction, CompareTab};
 use super::dataset_tab::{DatasetAction, DatasetTab};
+use super::explain_tab::{ExplainAction, ExplainTab};
 use super::thumbnails::Thumbnails;
 use super::training_tab::{TrainingAction, TrainingTab};
 use crate::config::TrainConfig;
@@ -24,15 +25,17 @@ pub enum Tab {
     Dataset,
     Training,
     Compare,
+    Explain,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Dataset, Tab::Training, Tab::Compare];
+    pub const ALL: [Tab; 4] = [Tab::Dataset, Tab::Training, Tab::Compare, Tab::Explain];
     pub fn label(self) -> &'static str {
         match self {
             Tab::Dataset => "Dataset",
             Tab::Training => "Training",
             Tab::Compare => "Compare",
+            Tab::Explain => "Explain",
         }
     }
 }
@@ -43,7 +46,7 @@ impl std::str::FromStr for Tab {
         Tab::ALL
             .into_iter()
             .find(|t| t.label().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training, compare)"))
+            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training, compare, explain)"))
     }
 }
 
@@ -79,6 +82,7 @@ pub struct FakeLensApp {
     pub dataset: DatasetTab,
     pub training: TrainingTab,
     pub compare: CompareTab,
+    pub explain: ExplainTab,
     worker: WorkerHandle,
     thumbnails: Thumbnails,
     notices: Vec<String>,
@@ -99,6 +103,7 @@ impl FakeLensApp {
             dataset: DatasetTab::default(),
             training: TrainingTab::new(settings.train.clone()),
             compare: CompareTab::new(),
+            explain: ExplainTab::default(),
             settings,
             worker,
             thumbnails,
@@ -135,6 +140,9 @@ impl FakeLensApp {
         }
         for run in opts.compare {
             app.compare.add_run(run).map_err(anyhow::Error::msg)?;
+        }
+        for run in opts.explain {
+            app.explain.add_run(run).map_err(anyhow::Error::msg)?;
         }
         if !app.compare.selected.is_empty() {
             app.compare.evaluate_selected();
@@ -197,6 +205,22 @@ impl FakeLensApp {
                 } => self.compare.fail(error),
                 Event::Evaluated(outcome) => self.compare.on_evaluated(*outcome),
                 Event::RunImported { run_dir } => self.compare.on_imported(run_dir),
+                Event::Progress {
+                    task: Task::Explain,
+                    stage,
+                    done,
+                    total,
+                } => self.explain.progress = Some((stage, done, total)),
+                Event::Failed {
+                    task: Task::Explain,
+                    error,
+                } => self.explain.fail(error),
+                Event::Explained(explained) => self.explain.on_explained(*explained),
+                Event::SplitMaps {
+                    request,
+                    label,
+                    result,
+                } => self.explain.on_split_maps(request, label, *result),
                 Event::Training(e) => self.training.on_event(e),
                 Event::TrainingFinished { run_dir, record } => {
                     self.training.finish(run_dir, *record)
@@ -222,6 +246,7 @@ impl FakeLensApp {
         let mut dataset_action = None;
         let mut training_action = None;
         let mut compare_action = None;
+        let mut explain_action = None;
         egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
             Tab::Dataset => dataset_action = self.dataset.ui(ui, &mut self.thumbnails),
             Tab::Training => {
@@ -234,7 +259,14 @@ impl FakeLensApp {
                 let runs_dir = self.settings.runs_dir.clone();
                 compare_action = self.compare.ui(ui, &runs_dir);
             }
+            Tab::Explain => {
+                let runs_dir = self.settings.runs_dir.clone();
+                explain_action = self
+                    .explain
+                    .ui(ui, &runs_dir, self.dataset.summary.as_ref());
+            }
         });
+        self.take_dropped_files(&ctx);
         self.settings.train = self.training.config.clone();
         match dataset_action {
             Some(DatasetAction::Open(root)) => {
@@ -284,6 +316,24 @@ impl FakeLensApp {
             }
             None => {}
         }
+        let device = self.settings.device;
+        let sent = match explain_action {
+            Some(ExplainAction::Image(request)) => {
+                self.worker.send(Command::ExplainImage { request, device })
+            }
+            Some(ExplainAction::Split(requests)) => requests
+                .into_iter()
+                .all(|request| self.worker.send(Command::SplitMaps { request, device })),
+            Some(ExplainAction::Stop) => {
+                self.worker.cancel();
+                true
+            }
+            None => true,
+        };
+        if !sent {
+            self.explain
+                .fail("the compute thread is busy; try again".into());
+        }
         if let Some(request) = self.compare.next_request() {
             let device = self.settings.device;
             if !self.worker.send(Command::Evaluate { request, device }) {
@@ -292,6 +342,22 @@ impl FakeLensApp {
             }
         }
         self.screenshot_step(&ctx);
+    }
+
+    /// Files dropped on the window open in the Explain tab.
+    fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if let Some(path) = dropped.into_iter().next() {
+            self.settings.tab = Tab::Explain;
+            self.explain.open_file(path);
+        }
     }
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {
@@ -319,6 +385,7 @@ impl FakeLensApp {
         ctx.request_repaint_after(Duration::from_millis(200));
         let settled = !self.dataset.is_loading()
             && self.compare.pending() == 0
+            && !self.explain.busy()
             && self.started.elapsed() > Duration::from_secs(4);
         if !settled || self.screenshot_requested {
             return;

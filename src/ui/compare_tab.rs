@@ -19,6 +19,29 @@ pub struct RunEntry {
     pub record: RunRecord,
 }
 
+/// The runs in `runs_dir` (folders with a readable `run.json`), newest first, followed by
+/// those of `previous` that were added from elsewhere.
+pub fn scan_runs(runs_dir: &Path, previous: &[RunEntry]) -> Vec<RunEntry> {
+    let mut found: Vec<RunEntry> = std::fs::read_dir(runs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let dir = entry.path();
+            RunRecord::load(&dir)
+                .ok()
+                .map(|record| RunEntry { dir, record })
+        })
+        .collect();
+    found.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+    for old in previous {
+        if !found.iter().any(|r| r.dir == old.dir) && !old.dir.starts_with(runs_dir) {
+            found.push(old.clone());
+        }
+    }
+    found
+}
+
 impl RunEntry {
     pub fn name(&self) -> String {
         let dir = self
@@ -133,24 +156,7 @@ impl CompareTab {
     /// from elsewhere.
     pub fn scan(&mut self, runs_dir: &Path) {
         self.scanned = Some(runs_dir.to_path_buf());
-        let mut found: Vec<RunEntry> = std::fs::read_dir(runs_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let dir = entry.path();
-                RunRecord::load(&dir)
-                    .ok()
-                    .map(|record| RunEntry { dir, record })
-            })
-            .collect();
-        found.sort_by(|a, b| b.record.created.cmp(&a.record.created));
-        for old in &self.runs {
-            if !found.iter().any(|r| r.dir == old.dir) && !old.dir.starts_with(runs_dir) {
-                found.push(old.clone());
-            }
-        }
-        self.runs = found;
+        self.runs = scan_runs(runs_dir, &self.runs);
     }
 
     /// Adds one run folder from anywhere (an imported or copied run).

@@ -1,4 +1,4 @@
-//! The window: an app shell with a tab bar (Dataset, Training, Compare) over the compute
+//! The window: an app shell with a tab bar (Dataset, Training, Compare, Explain) over the compute
 //! worker.
 //! UI code only reads plain data from worker events and returns user choices as values.
 
@@ -6,6 +6,8 @@ pub mod app;
 pub mod compare_plots;
 pub mod compare_tab;
 pub mod dataset_tab;
+pub mod explain_tab;
+pub mod explain_view;
 pub mod format;
 pub mod thumbnails;
 pub mod training_tab;
@@ -25,6 +27,8 @@ pub struct WindowOptions {
     pub run: Option<PathBuf>,
     /// Runs ticked and evaluated in the Compare tab.
     pub compare: Vec<PathBuf>,
+    /// Runs ticked in the Explain tab.
+    pub explain: Vec<PathBuf>,
 }
 
 /// Opens the window.

@@ -16,6 +16,7 @@ use crate::train::{RunStatus, TrainData};
 #[derive(Default)]
 struct State {
     data: Option<Arc<TrainData>>,
+    runs: super::explain_jobs::LoadedRuns,
 }
 
 pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<AtomicBool>) {
@@ -27,6 +28,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             Command::Evaluate { .. }
             | Command::ExportEvaluation { .. }
             | Command::ImportRun { .. } => Task::Evaluation,
+            Command::ExplainImage { .. } | Command::SplitMaps { .. } => Task::Explain,
             Command::Shutdown => return,
         };
         // A Stop applies to the job that was running when it was pressed, not to this one.
@@ -67,6 +69,12 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
                 model,
                 runs_dir,
             } => super::eval_jobs::import_run(&file, model, &runs_dir, &sink),
+            Command::ExplainImage { request, device } => {
+                super::explain_jobs::explain_image(&mut state.runs, request, device, &sink, &cancel)
+            }
+            Command::SplitMaps { request, device } => {
+                split_maps(&mut state, &request, device, &sink, &cancel)
+            }
             Command::Shutdown => Ok(()),
         }));
         let error = match outcome {
@@ -119,6 +127,26 @@ fn cached_or_prepare(
     let data = Arc::new(TrainData::prepare(root, cancel, &progress)?);
     state.data = Some(data.clone());
     Ok(data)
+}
+
+fn split_maps(
+    state: &mut State,
+    request: &super::explain_jobs::SplitMapsRequest,
+    device: crate::device::DeviceChoice,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<()> {
+    let data = cached_or_prepare(state, &request.data, Task::Explain, sink, cancel)?;
+    let split = match request.split {
+        crate::data::Split::Train => data.train.clone(),
+        crate::data::Split::Val => data.val.clone(),
+        crate::data::Split::Test => data
+            .test
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{} has no test split", request.data.display()))?,
+        crate::data::Split::All => anyhow::bail!("choose the train, val or test split"),
+    };
+    super::explain_jobs::split_maps(&mut state.runs, &split, request, device, sink, cancel)
 }
 
 fn load_dataset(

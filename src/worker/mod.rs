@@ -3,6 +3,7 @@
 //! worker wakes the UI after each send. Any error — or a panic — becomes an event.
 
 mod eval_jobs;
+pub mod explain_jobs;
 mod jobs;
 
 use std::path::PathBuf;
@@ -50,6 +51,16 @@ pub enum Command {
         file: PathBuf,
         model: crate::config::ModelKind,
         runs_dir: PathBuf,
+    },
+    /// The maps of one image for each of several runs (the Explain tab's side by side).
+    ExplainImage {
+        request: explain_jobs::ExplainImageRequest,
+        device: DeviceChoice,
+    },
+    /// Per-class mean maps or faithfulness of one run over a split (a background job).
+    SplitMaps {
+        request: explain_jobs::SplitMapsRequest,
+        device: DeviceChoice,
     },
     /// Stop the thread.
     Shutdown,
@@ -110,6 +121,14 @@ pub enum Event {
     RunImported {
         run_dir: PathBuf,
     },
+    /// One image explained by each requested run.
+    Explained(Box<explain_jobs::ExplainedImage>),
+    /// A finished mean-map or faithfulness job.
+    SplitMaps {
+        request: explain_jobs::SplitMapsRequest,
+        label: String,
+        result: Box<explain_jobs::SplitMapsResult>,
+    },
 }
 
 /// Which job an event belongs to.
@@ -118,6 +137,8 @@ pub enum Task {
     Dataset,
     Training,
     Evaluation,
+    /// Explanation jobs (an image's maps, mean maps, faithfulness).
+    Explain,
 }
 
 /// A training event as plain data for the UI.

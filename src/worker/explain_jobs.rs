@@ -1,0 +1,245 @@
+//! The compute thread's explanation jobs: the maps of one image for several runs (what the
+//! Explain tab shows side by side), and the per-class mean maps and faithfulness of one run
+//! over a split, as background jobs with progress and cancel. Loaded runs are kept, so
+//! moving through images does not reload checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use image::RgbImage;
+
+use super::{Event, EventSink, Task};
+use crate::config::INPUT_SIZE;
+use crate::data::Split;
+use crate::data::decode::{decode_rgb, resize_square};
+use crate::device::DeviceChoice;
+use crate::explain::faithfulness::{FaithfulnessReport, measure_faithfulness};
+use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
+use crate::explain::run_model::RunModel;
+use crate::explain::{Heatmap, Method, explain};
+use crate::train::history::CHECKPOINT_FILE;
+
+/// Which class an image's maps explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum ClassChoice {
+    /// Each model's own verdict.
+    #[default]
+    Predicted,
+    /// The image's label (as the course did), when it comes from a dataset.
+    True,
+    Real,
+    Fake,
+}
+
+/// Maps of one image, for each run.
+#[derive(Clone, Debug)]
+pub struct ExplainImageRequest {
+    pub runs: Vec<PathBuf>,
+    pub image: PathBuf,
+    /// The image's label when it comes from a dataset.
+    pub label: Option<u32>,
+    pub class: ClassChoice,
+    pub method: Method,
+}
+
+/// One run's verdict and map of an image.
+#[derive(Clone, Debug)]
+pub struct RunMap {
+    pub run_dir: PathBuf,
+    pub label: String,
+    pub fake_probability: f64,
+    /// The class explained.
+    pub class: u32,
+    pub map: Heatmap,
+}
+
+/// The answer to an [`ExplainImageRequest`].
+#[derive(Clone, Debug)]
+pub struct ExplainedImage {
+    pub request: ExplainImageRequest,
+    /// The image as the models saw it (256×256).
+    pub picture: Arc<RgbImage>,
+    pub maps: Vec<RunMap>,
+    /// Runs that could not explain it, with the cause.
+    pub failures: Vec<(PathBuf, String)>,
+}
+
+/// A job over one run and one split of the loaded dataset.
+#[derive(Clone, Debug)]
+pub struct SplitMapsRequest {
+    pub run: PathBuf,
+    pub data: PathBuf,
+    pub split: Split,
+    pub method: Method,
+    /// Faithfulness instead of mean maps.
+    pub faithfulness: bool,
+    /// At most this many fakes for faithfulness.
+    pub limit: Option<usize>,
+}
+
+/// Results of split jobs.
+#[derive(Clone, Debug)]
+pub enum SplitMapsResult {
+    Mean(MeanMaps),
+    Faithfulness(FaithfulnessReport),
+}
+
+/// Loaded runs, by folder, checkpoint time and device.
+#[derive(Default)]
+pub(super) struct LoadedRuns {
+    runs: Vec<(PathBuf, Option<SystemTime>, DeviceChoice, Rc<RunModel>)>,
+}
+
+/// Runs kept loaded (Xception is ~90 MB of weights).
+const KEEP_LOADED: usize = 4;
+
+impl LoadedRuns {
+    fn get(
+        &mut self,
+        dir: &Path,
+        choice: DeviceChoice,
+        sink: &EventSink,
+    ) -> anyhow::Result<Rc<RunModel>> {
+        let stamp = std::fs::metadata(dir.join(CHECKPOINT_FILE))
+            .and_then(|m| m.modified())
+            .ok();
+        if let Some((_, _, _, run)) = self
+            .runs
+            .iter()
+            .find(|(d, s, c, _)| d == dir && *s == stamp && *c == choice)
+        {
+            return Ok(run.clone());
+        }
+        let (device, notice) = crate::device::open(choice)?;
+        if let Some(notice) = notice {
+            sink.send(Event::Notice(notice));
+        }
+        let run = Rc::new(
+            RunModel::load(dir, &device)
+                .map_err(|e| anyhow::anyhow!("loading run {}: {e}", dir.display()))?,
+        );
+        self.runs.retain(|(d, ..)| d != dir);
+        if self.runs.len() >= KEEP_LOADED {
+            self.runs.remove(0);
+        }
+        self.runs
+            .push((dir.to_path_buf(), stamp, choice, run.clone()));
+        Ok(run)
+    }
+}
+
+pub(super) fn explain_image(
+    loaded: &mut LoadedRuns,
+    request: ExplainImageRequest,
+    choice: DeviceChoice,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<()> {
+    let picture = decode_rgb(&request.image).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut maps = Vec::new();
+    let mut failures = Vec::new();
+    for dir in &request.runs {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut one = || -> anyhow::Result<RunMap> {
+            let run = loaded.get(dir, choice, sink)?;
+            let device = run.model.params().device().clone();
+            let input = run.input_of(&picture, &device)?;
+            let fake_probability = run.fake_probabilities(&input)?[0];
+            let class = match request.class {
+                ClassChoice::Real => crate::LABEL_REAL,
+                ClassChoice::Fake => crate::LABEL_FAKE,
+                ClassChoice::True if request.label.is_some() => request.label.unwrap_or_default(),
+                _ => u32::from(fake_probability >= 0.5),
+            };
+            let never = || cancel.load(Ordering::Relaxed);
+            let map = explain(
+                run.model.as_ref(),
+                &input,
+                &[class],
+                &request.method,
+                &never,
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no map was produced"))?;
+            Ok(RunMap {
+                run_dir: dir.clone(),
+                label: run.label(),
+                fake_probability,
+                class,
+                map,
+            })
+        };
+        match one() {
+            Ok(map) => maps.push(map),
+            Err(e) => failures.push((dir.clone(), format!("{e:#}"))),
+        }
+    }
+    sink.send(Event::Explained(Box::new(ExplainedImage {
+        picture: Arc::new(resize_square(&picture, INPUT_SIZE as u32)),
+        request,
+        maps,
+        failures,
+    })));
+    Ok(())
+}
+
+pub(super) fn split_maps(
+    loaded: &mut LoadedRuns,
+    split: &Arc<crate::data::PreparedSplit>,
+    request: &SplitMapsRequest,
+    choice: DeviceChoice,
+    sink: &EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<()> {
+    let run = loaded.get(&request.run, choice, sink)?;
+    let device = run.model.params().device().clone();
+    let job = SplitJob {
+        model: run.model.as_ref(),
+        split,
+        norm: run.record.normalization,
+        device: &device,
+    };
+    let stage = format!(
+        "{} — {} {} on {}",
+        run.label(),
+        request.method.label(),
+        if request.faithfulness {
+            "faithfulness"
+        } else {
+            "mean maps"
+        },
+        request.split.name()
+    );
+    let mut progress = |done: usize, total: usize| {
+        sink.send_lossy(Event::Progress {
+            task: Task::Explain,
+            stage: stage.clone(),
+            done,
+            total,
+        });
+    };
+    let cancelled = || cancel.load(Ordering::Relaxed);
+    let result = if request.faithfulness {
+        SplitMapsResult::Faithfulness(measure_faithfulness(
+            &job,
+            &request.method,
+            request.limit,
+            &cancelled,
+            &mut progress,
+        )?)
+    } else {
+        SplitMapsResult::Mean(mean_maps(&job, &request.method, &cancelled, &mut progress)?)
+    };
+    sink.send(Event::SplitMaps {
+        request: request.clone(),
+        label: run.label(),
+        result: Box::new(result),
+    });
+    Ok(())
+}
