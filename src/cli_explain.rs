@@ -294,7 +294,16 @@ fn explain_split(
                     report.fakes,
                     report.masked,
                     path.display()
-                )
+                );
+                let curve: Vec<String> = report
+                    .mean_deletion_curve
+                    .iter()
+                    .map(|v| format!("{v:.3}"))
+                    .collect();
+                println!(
+                    "  mean fake score with 0, 10, …, 100 % of the pixels removed: {}",
+                    curve.join(" ")
+                );
             });
         }
         if !args.mean && !args.metrics {

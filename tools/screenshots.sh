@@ -4,7 +4,8 @@
 # Usage: tools/screenshots.sh [DATASET_DIR [RUN_DIR [COMPARE_RUN...]]]
 #   DATASET_DIR: the dataset the Dataset tab opens (default: the built-in demo data)
 #   RUN_DIR:     a finished run whose curves the Training tab shows
-#   COMPARE_RUN: runs the Compare tab evaluates on their own test split (default: RUN_DIR)
+#   COMPARE_RUN: runs the Compare tab evaluates on their own test split, and the Explain tab
+#                shows side by side (default: RUN_DIR)
 # FAKELENS_BIN picks the binary (default: a release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,12 @@ export XDG_RUNTIME_DIR=$(mktemp -d); chmod 700 "$XDG_RUNTIME_DIR"
 unset WAYLAND_DISPLAY
 compare=("${@:3}")
 [ ${#compare[@]} -eq 0 ] && [ $# -ge 2 ] && compare=("$2")
-for tab in dataset training compare; do
+for tab in dataset training compare explain; do
   args=(--tab "$tab" --screenshot "$out/$tab.png")
   [ $# -ge 1 ] && args+=(--data "$1")
   [ $# -ge 2 ] && args+=(--run "$2")
-  if [ "$tab" = compare ]; then
-    for run in "${compare[@]}"; do args+=(--compare "$run"); done
+  if [ "$tab" = compare ] || [ "$tab" = explain ]; then
+    for run in "${compare[@]}"; do args+=("--$tab" "$run"); done
   fi
   xvfb-run -a -s "-screen 0 1280x1000x24" "$bin" "${args[@]}"
   echo "wrote $out/$tab.png"

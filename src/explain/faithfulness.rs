@@ -160,6 +160,9 @@ pub fn deletion_curve(
 /// excitation backprop"): a maximum within this many pixels of the mask is a hit.
 pub const POINTING_TOLERANCE_PX: usize = 15;
 
+/// Steps of the deletion curve (0, 10, …, 100 %).
+pub const DELETION_STEPS: usize = 10;
+
 /// One fake's measurements.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FakeMeasure {
@@ -170,6 +173,8 @@ pub struct FakeMeasure {
     pub energy_inside: Option<f64>,
     pub mask_area: Option<f64>,
     pub deletion_area: f64,
+    /// The fake score with 0, 10, …, 100 % of the pixels removed.
+    pub deletion_scores: Vec<f64>,
 }
 
 /// The faithfulness of one method for one model over the fakes of a split.
@@ -184,6 +189,8 @@ pub struct FaithfulnessReport {
     pub random_pointing_rate: Option<f64>,
     pub energy_inside: Option<f64>,
     pub deletion_area: f64,
+    /// The mean deletion curve: fake score with 0, 10, …, 100 % of the pixels removed.
+    pub mean_deletion_curve: Vec<f64>,
     pub per_image: Vec<FakeMeasure>,
 }
 
@@ -206,6 +213,17 @@ impl FaithfulnessReport {
             energy_inside: mean(per_image.iter().filter_map(|m| m.energy_inside).collect()),
             deletion_area: mean(per_image.iter().map(|m| m.deletion_area).collect())
                 .unwrap_or(f64::NAN),
+            mean_deletion_curve: (0..=DELETION_STEPS)
+                .map(|k| {
+                    mean(
+                        per_image
+                            .iter()
+                            .filter_map(|m| m.deletion_scores.get(k).copied())
+                            .collect(),
+                    )
+                    .unwrap_or(f64::NAN)
+                })
+                .collect(),
             per_image,
         }
     }
@@ -245,11 +263,13 @@ pub fn measure_faithfulness(
         let path = split.samples[i].path.clone();
         let mask = Mask::load(&mask_path_for(&path), INPUT_SIZE).ok();
         let tolerant = mask.as_ref().map(|m| m.dilated(POINTING_TOLERANCE_PX));
+        let curve = deletion_curve(model, &image, &map, DELETION_STEPS)?;
         per_image.push(FakeMeasure {
             hit: tolerant.as_ref().map(|m| pointing_hit(&map, m)),
             energy_inside: mask.as_ref().map(|m| energy_inside(&map, m)),
             mask_area: tolerant.as_ref().map(Mask::area_fraction),
-            deletion_area: deletion_curve(model, &image, &map, 10)?.area,
+            deletion_area: curve.area,
+            deletion_scores: curve.fake_scores,
             path,
         });
         progress(done + 1, fakes.len());
