@@ -7,21 +7,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use image::RgbImage;
 
 use crate::cli::{resolve_data, watch_interrupt};
 use crate::config::INPUT_SIZE;
-use crate::data::decode::{decode_rgb, normalize_into, resize_square};
+use crate::data::decode::{decode_rgb, resize_square};
 use crate::data::{DatasetIndex, PreparedSplit, Split};
 use crate::device::DeviceChoice;
 use crate::explain::colormap::Colormap;
 use crate::explain::faithfulness::measure_faithfulness;
+use crate::explain::grid::{GridChoice, grid_figure, grid_maps};
 use crate::explain::mean_maps::{SplitJob, mean_maps};
 use crate::explain::render::{OverlayStyle, colored, grid, overlay, write_npy, write_png};
 use crate::explain::run_model::RunModel;
-use crate::explain::selection::{Pick, pick_images};
+use crate::explain::selection::Pick;
 use crate::explain::smoothgrad::SmoothGradSettings;
-use crate::explain::{Heatmap, Method, explain};
+use crate::explain::{Method, explain};
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -308,7 +308,7 @@ fn explain_split(
         }
         if !args.mean && !args.metrics {
             bar.set_message(format!("grid, {}", run.label()));
-            let path = write_grid(args, &split, run, method, style, device, cancelled, &tag)?;
+            let path = write_grid(args, &job, method, style, cancelled, &tag)?;
             bar.suspend(|| println!("{}: wrote {}", run.label(), path.display()));
         }
     }
@@ -316,85 +316,30 @@ fn explain_split(
     Ok(())
 }
 
-/// The course's figure: `count` images of the split, each followed by its map, 12 tiles a
-/// row; the raw maps go to `maps.<tag>/<image>.npy`.
-#[allow(clippy::too_many_arguments)]
+/// The course's figure of the split (see `explain::grid`); the raw maps go to
+/// `maps.<tag>/<image>.npy`.
 fn write_grid(
     args: &ExplainArgs,
-    split: &Arc<PreparedSplit>,
-    run: &RunModel,
+    job: &SplitJob<'_>,
     method: &Method,
     style: OverlayStyle,
-    device: &candle_core::Device,
     cancelled: &dyn Fn() -> bool,
     tag: &str,
 ) -> anyhow::Result<PathBuf> {
-    let scores = if args.pick.needs_scores() {
-        let cancel = AtomicBool::new(false);
-        Some(crate::eval::scores::score_split(
-            run.model.as_ref(),
-            split,
-            16,
-            run.record.normalization,
-            device,
-            &cancel,
-            &mut |_, _| {},
-        )?)
-    } else {
-        None
+    let choice = GridChoice {
+        pick: args.pick,
+        count: args.count,
+        seed: args.seed,
     };
-    let chosen = pick_images(
-        args.pick,
-        split.len(),
-        scores.as_deref(),
-        args.count,
-        args.seed,
-    );
+    let tiles = grid_maps(job, method, choice, cancelled, &mut |_, _| {})?;
     let maps_dir = args.out.join(format!("maps.{tag}"));
-    let tile = (INPUT_SIZE / 2) as u32;
-    let mut tiles = Vec::with_capacity(2 * chosen.len());
-    let mut buffer = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
-    for &i in &chosen {
-        let sample = &split.samples[i];
-        normalize_into(&split.pixels[i], &run.record.normalization, &mut buffer);
-        let input =
-            candle_core::Tensor::from_slice(&buffer, (1, 3, INPUT_SIZE, INPUT_SIZE), device)?;
-        let map: Heatmap = explain(
-            run.model.as_ref(),
-            &input,
-            &[sample.label],
-            method,
-            cancelled,
-        )?
-        .remove(0);
+    for tile in &tiles {
         write_npy(
-            &maps_dir.join(format!("{}.npy", file_stem(&sample.path))),
-            &map,
+            &maps_dir.join(format!("{}.npy", file_stem(&tile.path))),
+            &tile.map,
         )?;
-        let picture = RgbImage::from_raw(
-            INPUT_SIZE as u32,
-            INPUT_SIZE as u32,
-            split.pixels[i].to_vec(),
-        )
-        .context("a decoded image has the wrong size")?;
-        let shown = overlay(
-            &picture,
-            &map.normalized(),
-            OverlayStyle {
-                alpha: 1.0,
-                ..style
-            },
-        );
-        for t in [picture, shown] {
-            tiles.push(image::imageops::resize(
-                &t,
-                tile,
-                tile,
-                image::imageops::Triangle,
-            ));
-        }
     }
     let path = args.out.join(format!("grid.{tag}.png"));
-    write_png(&path, &grid(&tiles, 12, 2))?;
+    write_png(&path, &grid_figure(&tiles, style, (INPUT_SIZE / 2) as u32))?;
     Ok(path)
 }

@@ -154,6 +154,35 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
     .unwrap();
     assert_eq!(json["fakes"], 5);
 
+    // The course's figure: six confident fakes, each followed by its map, in one row.
+    let output = Command::new(bin)
+        .args([
+            "explain",
+            "--method",
+            "saliency",
+            "--pick",
+            "confident-fake",
+            "--count",
+            "6",
+        ])
+        .arg("--run")
+        .arg(&run_dir)
+        .arg("--data")
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figure = image::open(out.join("grid.simplenet-demo.saliency.png")).unwrap();
+    assert_eq!((figure.width(), figure.height()), (12 * 128 + 11 * 2, 128));
+    let maps = std::fs::read_dir(out.join("maps.simplenet-demo.saliency")).unwrap();
+    assert_eq!(maps.count(), 6);
+
     let output = Command::new(bin)
         .args(["explain", "--method", "gradcam", "--layer", "fc2", "--run"])
         .arg(&run_dir)

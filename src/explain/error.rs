@@ -23,6 +23,8 @@ pub enum ExplainError {
     NoSamples,
     #[error("cannot start the data loader thread: {0}")]
     Thread(std::io::Error),
+    #[error("scoring the split: {0}")]
+    Score(#[from] crate::eval::scores::ScoreError),
     #[error("cancelled")]
     Cancelled,
 }

@@ -6,6 +6,7 @@ pub mod cam;
 pub mod colormap;
 pub mod error;
 pub mod faithfulness;
+pub mod grid;
 pub mod heatmap;
 pub mod mean_maps;
 pub mod method;

@@ -12,14 +12,20 @@ use crate::data::Split;
 use crate::explain::Method;
 use crate::explain::colormap::Colormap;
 use crate::explain::faithfulness::FaithfulnessReport;
+use crate::explain::grid::{GridChoice, GridTile, grid_figure};
 use crate::explain::mean_maps::MeanMaps;
 use crate::explain::method::METHOD_NAMES;
 use crate::explain::render::OverlayStyle;
+use crate::explain::selection::Pick;
 use crate::explain::smoothgrad::SmoothGradSettings;
 use crate::worker::DatasetSummary;
 use crate::worker::explain_jobs::{
-    ClassChoice, ExplainImageRequest, ExplainedImage, SplitMapsRequest, SplitMapsResult,
+    ClassChoice, ExplainImageRequest, ExplainedImage, SplitJobKind, SplitMapsRequest,
+    SplitMapsResult,
 };
+
+/// Side of one tile of the grid figure, in pixels.
+const GRID_TILE_PX: u32 = 96;
 
 /// Fakes a faithfulness job measures at most (each costs a map and 11 forward passes).
 const FAITHFULNESS_LIMIT: usize = 200;
@@ -65,6 +71,10 @@ pub struct ExplainTab {
     pub means: BTreeMap<PathBuf, (String, String, MeanMaps)>,
     pub faithfulness: BTreeMap<PathBuf, (String, FaithfulnessReport)>,
     pub overlays: OverlayCache,
+    /// How the grid's images are chosen, and the last grid (title, tiles).
+    pub grid_choice: GridChoice,
+    pub grid: Option<(String, Vec<GridTile>)>,
+    grid_texture: Option<(OverlayStyle, egui::TextureHandle)>,
     mean_textures: BTreeMap<(PathBuf, u8), [egui::TextureHandle; 2]>,
     scanned: Option<PathBuf>,
 }
@@ -95,6 +105,9 @@ impl Default for ExplainTab {
             means: BTreeMap::new(),
             faithfulness: BTreeMap::new(),
             overlays: OverlayCache::default(),
+            grid_choice: GridChoice::default(),
+            grid: None,
+            grid_texture: None,
             mean_textures: BTreeMap::new(),
             scanned: None,
         }
@@ -137,6 +150,20 @@ impl ExplainTab {
             }
             SplitMapsResult::Faithfulness(report) => {
                 self.faithfulness.insert(request.run, (label, report));
+            }
+            SplitMapsResult::Grid(tiles) => {
+                let pick = match request.kind {
+                    SplitJobKind::Grid(choice) => choice.pick.name(),
+                    _ => "",
+                };
+                let title = format!(
+                    "{label} — {}, {} images of the {} split ({pick})",
+                    request.method.label(),
+                    tiles.len(),
+                    request.split.name(),
+                );
+                self.grid = Some((title, tiles));
+                self.grid_texture = None;
             }
         }
     }
@@ -421,20 +448,33 @@ impl ExplainTab {
         let mut action = None;
         ui.horizontal(|ui| {
             let enabled = root.is_some() && !self.selected.is_empty() && self.split_pending == 0;
-            for (text, faithfulness) in [("Mean maps", false), ("Faithfulness", true)] {
+            let kinds = [
+                ("Mean maps", SplitJobKind::MeanMaps),
+                (
+                    "Faithfulness",
+                    SplitJobKind::Faithfulness {
+                        limit: Some(FAITHFULNESS_LIMIT),
+                    },
+                ),
+                ("Grid", SplitJobKind::Grid(self.grid_choice)),
+            ];
+            for (text, kind) in kinds {
                 if ui.add_enabled(enabled, egui::Button::new(text)).clicked()
                     && let Some(root) = &root
                 {
-                    let requests: Vec<SplitMapsRequest> = self
-                        .selected
-                        .iter()
+                    // A grid is one figure, for the first ticked run.
+                    let runs: Vec<PathBuf> = match kind {
+                        SplitJobKind::Grid(_) => self.selected.iter().take(1).cloned().collect(),
+                        _ => self.selected.iter().cloned().collect(),
+                    };
+                    let requests: Vec<SplitMapsRequest> = runs
+                        .into_iter()
                         .map(|run| SplitMapsRequest {
-                            run: run.clone(),
+                            run,
                             data: root.clone(),
                             split,
                             method: self.method(),
-                            faithfulness,
-                            limit: Some(FAITHFULNESS_LIMIT),
+                            kind,
                         })
                         .collect();
                     self.split_pending = requests.len();
@@ -448,9 +488,18 @@ impl ExplainTab {
                 action = Some(ExplainAction::Stop);
             }
         });
+        egui::ComboBox::from_label("grid images")
+            .selected_text(self.grid_choice.pick.name())
+            .show_ui(ui, |ui| {
+                for pick in Pick::ALL {
+                    ui.selectable_value(&mut self.grid_choice.pick, pick, pick.name());
+                }
+            });
         ui.weak(format!(
-            "On the {} split, for each ticked run (faithfulness: up to {FAITHFULNESS_LIMIT} fakes).",
-            split.name()
+            "On the {} split, for each ticked run (faithfulness: up to {FAITHFULNESS_LIMIT} \
+             fakes; the grid: {} images and their maps, for the first ticked run).",
+            split.name(),
+            self.grid_choice.count
         ));
         if let Some((stage, done, total)) = &self.progress {
             ui.add(
@@ -514,7 +563,28 @@ impl ExplainTab {
             ui.spinner();
         }
         ui.separator();
+        self.grid_ui(ui);
         mean_maps_ui(ui, &self.means, self.style, &mut self.mean_textures);
         faithfulness_ui(ui, &self.faithfulness);
+    }
+
+    fn grid_ui(&mut self, ui: &mut egui::Ui) {
+        let Some((title, tiles)) = &self.grid else {
+            return;
+        };
+        if self.grid_texture.as_ref().map(|(style, _)| *style) != Some(self.style) {
+            let figure = grid_figure(tiles, self.style, GRID_TILE_PX);
+            let size = [figure.width() as usize, figure.height() as usize];
+            let image = egui::ColorImage::from_rgb(size, figure.as_raw());
+            let texture =
+                ui.ctx()
+                    .load_texture("explain-grid", image, egui::TextureOptions::LINEAR);
+            self.grid_texture = Some((self.style, texture));
+        }
+        ui.label(title);
+        if let Some((_, texture)) = &self.grid_texture {
+            ui.add(egui::Image::new(texture).fit_to_original_size(self.zoom));
+        }
+        ui.separator();
     }
 }

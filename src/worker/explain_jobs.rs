@@ -17,6 +17,7 @@ use crate::data::Split;
 use crate::data::decode::{decode_rgb, resize_square};
 use crate::device::DeviceChoice;
 use crate::explain::faithfulness::{FaithfulnessReport, measure_faithfulness};
+use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
 use crate::explain::run_model::RunModel;
 use crate::explain::{Heatmap, Method, explain};
@@ -74,10 +75,28 @@ pub struct SplitMapsRequest {
     pub data: PathBuf,
     pub split: Split,
     pub method: Method,
-    /// Faithfulness instead of mean maps.
-    pub faithfulness: bool,
-    /// At most this many fakes for faithfulness.
-    pub limit: Option<usize>,
+    pub kind: SplitJobKind,
+}
+
+/// What a split job computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SplitJobKind {
+    /// Per-class mean maps over the whole split.
+    MeanMaps,
+    /// Faithfulness over (at most `limit`) fakes.
+    Faithfulness { limit: Option<usize> },
+    /// The course's figure of chosen images and their maps.
+    Grid(GridChoice),
+}
+
+impl SplitJobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitJobKind::MeanMaps => "mean maps",
+            SplitJobKind::Faithfulness { .. } => "faithfulness",
+            SplitJobKind::Grid(_) => "grid",
+        }
+    }
 }
 
 /// Results of split jobs.
@@ -85,6 +104,7 @@ pub struct SplitMapsRequest {
 pub enum SplitMapsResult {
     Mean(MeanMaps),
     Faithfulness(FaithfulnessReport),
+    Grid(Vec<GridTile>),
 }
 
 /// Loaded runs, by folder, checkpoint time and device.
@@ -209,11 +229,7 @@ pub(super) fn split_maps(
         "{} — {} {} on {}",
         run.label(),
         request.method.label(),
-        if request.faithfulness {
-            "faithfulness"
-        } else {
-            "mean maps"
-        },
+        request.kind.name(),
         request.split.name()
     );
     let mut progress = |done: usize, total: usize| {
@@ -225,16 +241,20 @@ pub(super) fn split_maps(
         });
     };
     let cancelled = || cancel.load(Ordering::Relaxed);
-    let result = if request.faithfulness {
-        SplitMapsResult::Faithfulness(measure_faithfulness(
+    let result = match request.kind {
+        SplitJobKind::Faithfulness { limit } => SplitMapsResult::Faithfulness(
+            measure_faithfulness(&job, &request.method, limit, &cancelled, &mut progress)?,
+        ),
+        SplitJobKind::MeanMaps => {
+            SplitMapsResult::Mean(mean_maps(&job, &request.method, &cancelled, &mut progress)?)
+        }
+        SplitJobKind::Grid(choice) => SplitMapsResult::Grid(grid_maps(
             &job,
             &request.method,
-            request.limit,
+            choice,
             &cancelled,
             &mut progress,
-        )?)
-    } else {
-        SplitMapsResult::Mean(mean_maps(&job, &request.method, &cancelled, &mut progress)?)
+        )?),
     };
     sink.send(Event::SplitMaps {
         request: request.clone(),
