@@ -257,7 +257,11 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     run_until(&mut h, Duration::from_secs(120), |app| {
         app.explain.grid.is_some() || app.explain.error.is_some()
     });
-    assert!(h.state().explain.error.is_none(), "{:?}", h.state().explain.error);
+    assert!(
+        h.state().explain.error.is_none(),
+        "{:?}",
+        h.state().explain.error
+    );
     let (title, tiles) = h.state().explain.grid.clone().unwrap();
     let test_images = h.state().dataset.summary.as_ref().unwrap().counts()[2].1;
     assert_eq!(tiles.len(), test_images[0] + test_images[1], "{title}");
