@@ -1,4 +1,4 @@
-//! The command line: `fakelens train | eval | explain | import-run | demo-data | info | bench`, or no command for the
+//! The command line: `fakelens train | eval | explain | predict | import-run | demo-data | info | bench`, or no command for the
 //! window. Every command drives the same engine functions the GUI's worker calls. Errors
 //! print one line with their cause and exit non-zero.
 
@@ -72,6 +72,9 @@ pub enum CliCommand {
     /// Heatmaps of why one or more runs decide: one image (--image) or a split (--data):
     /// overlays, grids, per-class mean maps (--mean), faithfulness (--metrics), raw .npy.
     Explain(crate::cli_explain::ExplainArgs),
+    /// Judge photos (files or folders): the face found and cropped, each run's fake
+    /// probability and verdict, one CSV row per file (unreadable files get their reason).
+    Predict(crate::cli_predict::PredictArgs),
     ImportRun {
         #[arg(long)]
         checkpoint: PathBuf,
@@ -192,6 +195,7 @@ pub fn main() -> ExitCode {
         Some(CliCommand::Bench(args)) => crate::bench::run(&args),
         Some(CliCommand::Eval(args)) => eval(&args),
         Some(CliCommand::Explain(args)) => crate::cli_explain::explain_command(&args),
+        Some(CliCommand::Predict(args)) => crate::cli_predict::predict_command(&args),
         Some(CliCommand::ImportRun {
             checkpoint,
             model,

@@ -5,12 +5,14 @@
 pub mod bench;
 pub mod cli;
 pub mod cli_explain;
+pub mod cli_predict;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod eval;
 pub mod explain;
 pub mod fsutil;
+pub mod inspect;
 pub mod models;
 pub mod train;
 pub mod ui;
