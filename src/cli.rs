@@ -28,7 +28,7 @@ pub struct Cli {
     /// (window) Save a screenshot of the window to this PNG after it has drawn, then quit.
     #[arg(long, global = false)]
     pub screenshot: Option<PathBuf>,
-    /// (window) Open on this tab: dataset, training, compare, explain.
+    /// (window) Open on this tab: dataset, training, compare, explain, inspect.
     #[arg(long)]
     pub tab: Option<String>,
     /// (window) Open this dataset folder instead of the last one (or the demo data).
@@ -44,6 +44,12 @@ pub struct Cli {
     /// Tick this run in the Explain tab (repeat to see several side by side).
     #[arg(long)]
     pub explain: Vec<PathBuf>,
+    /// Tick this run in the Inspect tab (repeat for several detectors).
+    #[arg(long)]
+    pub detector: Vec<PathBuf>,
+    /// Judge this photo or folder in the Inspect tab (repeat).
+    #[arg(long)]
+    pub inspect: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +190,8 @@ pub fn main() -> ExitCode {
             run: cli.run,
             compare: cli.compare,
             explain: cli.explain,
+            detector: cli.detector,
+            inspect: cli.inspect,
         }),
         Some(CliCommand::Train(args)) => train(&args),
         Some(CliCommand::DemoData { out, seed, count }) => {

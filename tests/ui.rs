@@ -267,3 +267,81 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     assert_eq!(tiles.len(), test_images[0] + test_images[1], "{title}");
     assert!(tiles.iter().all(|t| t.map.values.len() == 256 * 256));
 }
+
+/// A file dropped on the window, as eframe hands it to egui.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn dropping_photos_makes_cards_with_verdicts_and_a_bad_file_its_own_error() {
+    use fakelens::config::ModelKind;
+    let demo = common::small_demo(24, 9);
+    let root = demo.path().join("demo");
+    let runs = demo.path().join("runs");
+    // An untrained SimpleNet made a run (no dataset of its own: threshold 0.5).
+    let model =
+        fakelens::models::build(ModelKind::SimpleNet, &candle_core::Device::Cpu, 0).unwrap();
+    let checkpoint = demo.path().join("simplenet.safetensors");
+    model.params().save(&checkpoint).unwrap();
+    fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
+    let faces: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("test/fake"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !fakelens::data::index::is_mask_file(p))
+        .take(2)
+        .collect();
+    let bad = demo.path().join("not-a-photo.jpg");
+    std::fs::write(&bad, b"plain text").unwrap();
+    let app = app_on(&root, &runs, Tab::Dataset);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    h.step();
+    for path in faces.iter().chain([&bad]) {
+        h.input_mut()
+            .dropped_files
+            .push(std::sync::Arc::new(Dropped(path.clone())));
+    }
+    h.step();
+    assert_eq!(
+        h.state().settings.tab,
+        Tab::Inspect,
+        "a drop opens the Inspect tab"
+    );
+    assert_eq!(h.state().inspect.cards.len(), 3);
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.inspect.cards.iter().all(|c| c.result.is_some()) || app.inspect.error.is_some()
+    });
+    assert!(
+        h.state().inspect.error.is_none(),
+        "{:?}",
+        h.state().inspect.error
+    );
+    let results: Vec<_> = h
+        .state()
+        .inspect
+        .cards
+        .iter()
+        .map(|c| c.result.clone().unwrap())
+        .collect();
+    assert!(results[0].as_ref().unwrap().verdicts.len() == 1);
+    assert!(results[1].as_ref().unwrap().verdicts.len() == 1);
+    let error = results[2].as_ref().unwrap_err();
+    assert!(
+        error.contains("not-a-photo.jpg") && error.contains("not a supported image"),
+        "{error}"
+    );
+    // Both verdicts and the error are on screen.
+    assert_eq!(h.query_all_by_label_contains("fake probability").count(), 2);
+    h.get_by_label_contains("not a supported image");
+}

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::compare_tab::{CompareAction, CompareTab};
 use super::dataset_tab::{DatasetAction, DatasetTab};
 use super::explain_tab::{ExplainAction, ExplainTab};
+use super::inspect_tab::InspectTab;
 use super::thumbnails::Thumbnails;
 use super::training_tab::{TrainingAction, TrainingTab};
 use crate::config::TrainConfig;
@@ -26,16 +27,24 @@ pub enum Tab {
     Training,
     Compare,
     Explain,
+    Inspect,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Dataset, Tab::Training, Tab::Compare, Tab::Explain];
+    pub const ALL: [Tab; 5] = [
+        Tab::Dataset,
+        Tab::Training,
+        Tab::Compare,
+        Tab::Explain,
+        Tab::Inspect,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             Tab::Dataset => "Dataset",
             Tab::Training => "Training",
             Tab::Compare => "Compare",
             Tab::Explain => "Explain",
+            Tab::Inspect => "Inspect",
         }
     }
 }
@@ -46,7 +55,9 @@ impl std::str::FromStr for Tab {
         Tab::ALL
             .into_iter()
             .find(|t| t.label().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown tab '{s}' (dataset, training, compare, explain)"))
+            .ok_or_else(|| {
+                format!("unknown tab '{s}' (dataset, training, compare, explain, inspect)")
+            })
     }
 }
 
@@ -83,6 +94,7 @@ pub struct FakeLensApp {
     pub training: TrainingTab,
     pub compare: CompareTab,
     pub explain: ExplainTab,
+    pub inspect: InspectTab,
     worker: WorkerHandle,
     thumbnails: Thumbnails,
     notices: Vec<String>,
@@ -104,6 +116,7 @@ impl FakeLensApp {
             training: TrainingTab::new(settings.train.clone()),
             compare: CompareTab::new(),
             explain: ExplainTab::default(),
+            inspect: InspectTab::default(),
             settings,
             worker,
             thumbnails,
@@ -144,6 +157,15 @@ impl FakeLensApp {
         for run in opts.explain {
             app.explain.add_run(run).map_err(anyhow::Error::msg)?;
         }
+        if !opts.detector.is_empty() {
+            // Scan first, so that the tab's own default choice does not add to these.
+            app.inspect.ui_scan(&app.settings.runs_dir.clone());
+            app.inspect.selected.clear();
+        }
+        for run in opts.detector {
+            app.inspect.add_run(run).map_err(anyhow::Error::msg)?;
+        }
+        app.inspect.add_paths(&opts.inspect);
         if !app.compare.selected.is_empty() {
             app.compare.evaluate_selected();
         }
@@ -216,6 +238,21 @@ impl FakeLensApp {
                     error,
                 } => self.explain.fail(error),
                 Event::Explained(explained) => self.explain.on_explained(*explained),
+                Event::Progress {
+                    task: Task::Inspect,
+                    stage,
+                    done,
+                    total,
+                } => self.inspect.progress = Some((stage, done, total)),
+                Event::Failed {
+                    task: Task::Inspect,
+                    error,
+                } => self.inspect.fail(error),
+                Event::Inspected { id, result, .. } => self.inspect.on_inspected(id, *result),
+                Event::JobDone {
+                    task: Task::Inspect,
+                } => self.inspect.on_done(),
+                Event::JobDone { .. } => {}
                 Event::SplitMaps {
                     request,
                     label,
@@ -247,6 +284,7 @@ impl FakeLensApp {
         let mut training_action = None;
         let mut compare_action = None;
         let mut explain_action = None;
+        let mut inspect_stop = false;
         egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
             Tab::Dataset => dataset_action = self.dataset.ui(ui, &mut self.thumbnails),
             Tab::Training => {
@@ -264,6 +302,10 @@ impl FakeLensApp {
                 explain_action = self
                     .explain
                     .ui(ui, &runs_dir, self.dataset.summary.as_ref());
+            }
+            Tab::Inspect => {
+                let runs_dir = self.settings.runs_dir.clone();
+                inspect_stop = self.inspect.ui(ui, &runs_dir);
             }
         });
         self.take_dropped_files(&ctx);
@@ -334,6 +376,15 @@ impl FakeLensApp {
             self.explain
                 .fail("the compute thread is busy; try again".into());
         }
+        if inspect_stop {
+            self.worker.cancel();
+        }
+        if let Some(request) = self.inspect.next_request()
+            && !self.worker.send(Command::Inspect { request, device })
+        {
+            self.inspect
+                .fail("the compute thread is busy; try again".into());
+        }
         if let Some(request) = self.compare.next_request() {
             let device = self.settings.device;
             if !self.worker.send(Command::Evaluate { request, device }) {
@@ -344,7 +395,8 @@ impl FakeLensApp {
         self.screenshot_step(&ctx);
     }
 
-    /// Files dropped on the window open in the Explain tab.
+    /// Files dropped on the Explain tab open there; anywhere else they are judged in the
+    /// Inspect tab.
     fn take_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -354,9 +406,14 @@ impl FakeLensApp {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        if let Some(path) = dropped.into_iter().next() {
-            self.settings.tab = Tab::Explain;
-            self.explain.open_file(path);
+        if dropped.is_empty() {
+            return;
+        }
+        if self.settings.tab == Tab::Explain && dropped.len() == 1 && dropped[0].is_file() {
+            self.explain.open_file(dropped[0].clone());
+        } else {
+            self.settings.tab = Tab::Inspect;
+            self.inspect.add_paths(&dropped);
         }
     }
 
@@ -386,6 +443,7 @@ impl FakeLensApp {
         let settled = !self.dataset.is_loading()
             && self.compare.pending() == 0
             && !self.explain.busy()
+            && !self.inspect.busy()
             && self.started.elapsed() > Duration::from_secs(4);
         if !settled || self.screenshot_requested {
             return;

@@ -1,4 +1,4 @@
-//! The window: an app shell with a tab bar (Dataset, Training, Compare, Explain) over the compute
+//! The window: an app shell with a tab bar (Dataset, Training, Compare, Explain, Inspect) over the compute
 //! worker.
 //! UI code only reads plain data from worker events and returns user choices as values.
 
@@ -9,6 +9,7 @@ pub mod dataset_tab;
 pub mod explain_tab;
 pub mod explain_view;
 pub mod format;
+pub mod inspect_tab;
 pub mod thumbnails;
 pub mod training_tab;
 
@@ -29,6 +30,9 @@ pub struct WindowOptions {
     pub compare: Vec<PathBuf>,
     /// Runs ticked in the Explain tab.
     pub explain: Vec<PathBuf>,
+    /// Runs ticked in the Inspect tab, and files judged there.
+    pub detector: Vec<PathBuf>,
+    pub inspect: Vec<PathBuf>,
 }
 
 /// Opens the window.

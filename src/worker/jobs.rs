@@ -17,6 +17,7 @@ use crate::train::{RunStatus, TrainData};
 struct State {
     data: Option<Arc<TrainData>>,
     runs: super::explain_jobs::LoadedRuns,
+    inspect: super::inspect_jobs::InspectState,
 }
 
 pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<AtomicBool>) {
@@ -29,6 +30,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             | Command::ExportEvaluation { .. }
             | Command::ImportRun { .. } => Task::Evaluation,
             Command::ExplainImage { .. } | Command::SplitMaps { .. } => Task::Explain,
+            Command::Inspect { .. } => Task::Inspect,
             Command::Shutdown => return,
         };
         // A Stop applies to the job that was running when it was pressed, not to this one.
@@ -74,6 +76,9 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             }
             Command::SplitMaps { request, device } => {
                 split_maps(&mut state, &request, device, &sink, &cancel)
+            }
+            Command::Inspect { request, device } => {
+                super::inspect_jobs::inspect(&mut state.inspect, &request, device, &sink, &cancel)
             }
             Command::Shutdown => Ok(()),
         }));

@@ -4,6 +4,7 @@
 
 mod eval_jobs;
 pub mod explain_jobs;
+pub mod inspect_jobs;
 mod jobs;
 
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ pub enum Command {
     /// Per-class mean maps or faithfulness of one run over a split (a background job).
     SplitMaps {
         request: explain_jobs::SplitMapsRequest,
+        device: DeviceChoice,
+    },
+    /// Judge photos with each run (the Inspect tab); answers come one file at a time.
+    Inspect {
+        request: inspect_jobs::InspectRequest,
         device: DeviceChoice,
     },
     /// Stop the thread.
@@ -123,6 +129,16 @@ pub enum Event {
     },
     /// One image explained by each requested run.
     Explained(Box<explain_jobs::ExplainedImage>),
+    /// A job that answers in parts (Inspect) has finished; the worker is free.
+    JobDone {
+        task: Task,
+    },
+    /// One file of an Inspect request: its card, or why it could not be judged.
+    Inspected {
+        id: u64,
+        path: PathBuf,
+        result: Box<Result<inspect_jobs::InspectedPhoto, String>>,
+    },
     /// A finished mean-map or faithfulness job.
     SplitMaps {
         request: explain_jobs::SplitMapsRequest,
@@ -139,6 +155,8 @@ pub enum Task {
     Evaluation,
     /// Explanation jobs (an image's maps, mean maps, faithfulness).
     Explain,
+    /// Judging dropped photos.
+    Inspect,
 }
 
 /// A training event as plain data for the UI.

@@ -1,0 +1,415 @@
+//! The Inspect tab: drop photos (or a folder, or pick them, or paste a path); each becomes a
+//! card with the photo and its face boxes, the crop the detectors saw, and every ticked
+//! detector's verdict, fake probability and threshold, with its heatmap over the crop on a
+//! toggle. Cards fill in as the worker answers; drops made meanwhile wait in a queue.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use super::compare_tab::{RunEntry, scan_runs};
+use crate::explain::Method;
+use crate::explain::render::{OverlayStyle, overlay};
+use crate::inspect::inputs::expand_inputs;
+use crate::inspect::photo::CropMode;
+use crate::worker::inspect_jobs::{InspectRequest, InspectedPhoto};
+
+/// Files sent to the worker per request (the rest wait, so Stop and new choices apply soon).
+const FILES_PER_REQUEST: usize = 8;
+
+/// A dropped file and what is known of it.
+pub struct Card {
+    pub id: u64,
+    pub path: PathBuf,
+    pub result: Option<Result<InspectedPhoto, String>>,
+    textures: Option<Vec<egui::TextureHandle>>,
+}
+
+/// The heatmap drawn over each crop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayChoice {
+    None,
+    Saliency,
+    GradCam,
+}
+
+pub struct InspectTab {
+    pub runs: Vec<RunEntry>,
+    pub selected: BTreeSet<PathBuf>,
+    pub cards: Vec<Card>,
+    /// Card ids waiting to be judged (with a face choice when re-judging).
+    queue: VecDeque<(u64, Option<usize>)>,
+    pub running: bool,
+    pub crop: CropMode,
+    pub overlay: OverlayChoice,
+    pub style: OverlayStyle,
+    pub path_text: String,
+    pub progress: Option<(String, usize, usize)>,
+    pub error: Option<String>,
+    next_id: u64,
+    scanned: Option<PathBuf>,
+}
+
+impl Default for InspectTab {
+    fn default() -> Self {
+        InspectTab {
+            runs: Vec::new(),
+            selected: BTreeSet::new(),
+            cards: Vec::new(),
+            queue: VecDeque::new(),
+            running: false,
+            crop: CropMode::Auto,
+            overlay: OverlayChoice::Saliency,
+            style: OverlayStyle::default(),
+            path_text: String::new(),
+            progress: None,
+            error: None,
+            next_id: 0,
+            scanned: None,
+        }
+    }
+}
+
+impl InspectTab {
+    /// Adds a run folder from anywhere and ticks it.
+    pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
+        let record = crate::train::RunRecord::load(&dir).map_err(|e| e.to_string())?;
+        if !self.runs.iter().any(|r| r.dir == dir) {
+            self.runs.push(RunEntry {
+                dir: dir.clone(),
+                record,
+            });
+        }
+        self.selected.insert(dir);
+        Ok(())
+    }
+
+    /// Adds files (folders are walked) as cards waiting for their verdicts.
+    pub fn add_paths(&mut self, paths: &[PathBuf]) {
+        let inputs = expand_inputs(paths);
+        for path in inputs.files {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.cards.push(Card {
+                id,
+                path,
+                result: None,
+                textures: None,
+            });
+            self.queue.push_back((id, None));
+        }
+        if let Some((dir, reason)) = inputs.errors.first() {
+            self.error = Some(format!("{}: {reason}", dir.display()));
+        }
+    }
+
+    pub fn on_inspected(&mut self, id: u64, result: Result<InspectedPhoto, String>) {
+        if let Some(card) = self.cards.iter_mut().find(|c| c.id == id) {
+            card.result = Some(result);
+            card.textures = None;
+        }
+    }
+
+    /// The worker finished a request (or failed it).
+    pub fn on_done(&mut self) {
+        self.running = false;
+        self.progress = None;
+    }
+
+    pub fn fail(&mut self, error: String) {
+        self.on_done();
+        self.error = Some(error);
+    }
+
+    /// Whether cards are waiting or being judged.
+    pub fn busy(&self) -> bool {
+        self.running || !self.queue.is_empty()
+    }
+
+    /// The next request for the worker, when it is free and cards wait.
+    pub fn next_request(&mut self) -> Option<InspectRequest> {
+        if self.running || self.queue.is_empty() || self.selected.is_empty() {
+            return None;
+        }
+        // One request carries cards of the same face choice.
+        let face = self.queue.front().and_then(|(_, f)| *f);
+        let mut files = Vec::new();
+        while files.len() < FILES_PER_REQUEST && self.queue.front().is_some_and(|(_, f)| *f == face)
+        {
+            if let Some((id, _)) = self.queue.pop_front()
+                && let Some(card) = self.cards.iter().find(|c| c.id == id)
+            {
+                files.push((id, card.path.clone()));
+            }
+        }
+        self.running = true;
+        Some(InspectRequest {
+            files,
+            runs: self
+                .runs
+                .iter()
+                .filter(|r| self.selected.contains(&r.dir))
+                .map(|r| r.dir.clone())
+                .collect(),
+            crop: self.crop,
+            face,
+            method: match self.overlay {
+                OverlayChoice::None => None,
+                OverlayChoice::Saliency => Some(Method::Saliency),
+                OverlayChoice::GradCam => Method::parse("gradcam", None),
+            },
+        })
+    }
+
+    /// Drops what is queued (the running request is stopped by the worker's cancel).
+    pub fn stop(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Judges every card again (after the runs, crop or overlay changed).
+    fn rejudge_all(&mut self) {
+        self.queue = self.cards.iter().map(|c| (c.id, None)).collect();
+        for card in &mut self.cards {
+            card.result = None;
+            card.textures = None;
+        }
+    }
+
+    /// Lists the runs in `runs_dir` once, ticking the newest when none is ticked.
+    pub fn ui_scan(&mut self, runs_dir: &Path) {
+        if self.scanned.as_deref() == Some(runs_dir) {
+            return;
+        }
+        self.scanned = Some(runs_dir.to_path_buf());
+        self.runs = scan_runs(runs_dir, &self.runs);
+        if self.selected.is_empty()
+            && let Some(newest) = self.runs.first()
+        {
+            self.selected.insert(newest.dir.clone());
+        }
+    }
+
+    /// Returns true when the user pressed Stop.
+    pub fn ui(&mut self, ui: &mut egui::Ui, runs_dir: &Path) -> bool {
+        self.ui_scan(runs_dir);
+        let mut stop = false;
+        let before = (self.selected.clone(), self.crop, self.overlay);
+        self.controls_ui(ui, &mut stop);
+        if (self.selected.clone(), self.crop, self.overlay) != before {
+            self.rejudge_all();
+        }
+        ui.separator();
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            if self.cards.is_empty() {
+                ui.weak("Drop photos or a folder on the window, or use Open images…");
+            }
+            let mut rejudge = None;
+            for card in &mut self.cards {
+                card_ui(ui, card, self.style, &mut rejudge);
+                ui.separator();
+            }
+            if let Some((id, face)) = rejudge {
+                if let Some(card) = self.cards.iter_mut().find(|c| c.id == id) {
+                    card.result = None;
+                    card.textures = None;
+                }
+                self.queue.push_front((id, Some(face)));
+            }
+        });
+        stop
+    }
+
+    fn controls_ui(&mut self, ui: &mut egui::Ui, stop: &mut bool) {
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Open images…").clicked()
+                && let Some(files) = rfd::FileDialog::new()
+                    .add_filter("images", &["jpg", "jpeg", "png", "bmp", "webp", "gif"])
+                    .pick_files()
+            {
+                self.add_paths(&files);
+            }
+            if ui.button("Open folder…").clicked()
+                && let Some(dir) = rfd::FileDialog::new().pick_folder()
+            {
+                self.add_paths(&[dir]);
+            }
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.path_text)
+                    .hint_text("or paste a path")
+                    .desired_width(260.0),
+            );
+            let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Add").clicked() || entered) && !self.path_text.trim().is_empty() {
+                let path = PathBuf::from(self.path_text.trim());
+                self.add_paths(&[path]);
+                self.path_text.clear();
+            }
+            if ui.button("Clear").clicked() {
+                self.cards.clear();
+                self.queue.clear();
+            }
+            if self.busy() && ui.button("Stop").clicked() {
+                self.stop();
+                *stop = true;
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Detectors:");
+            if self.runs.is_empty() {
+                ui.weak("none yet — train one in the Training tab");
+            }
+            for entry in &self.runs {
+                let mut on = self.selected.contains(&entry.dir);
+                if ui.checkbox(&mut on, entry.name()).changed() {
+                    if on {
+                        self.selected.insert(entry.dir.clone());
+                    } else {
+                        self.selected.remove(&entry.dir);
+                    }
+                }
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Crop:");
+            ui.selectable_value(&mut self.crop, CropMode::Auto, "largest face (1.3×)");
+            ui.selectable_value(&mut self.crop, CropMode::Off, "whole image");
+            ui.separator();
+            ui.label("Heatmap:");
+            ui.selectable_value(&mut self.overlay, OverlayChoice::None, "off");
+            ui.selectable_value(&mut self.overlay, OverlayChoice::Saliency, "saliency");
+            ui.selectable_value(&mut self.overlay, OverlayChoice::GradCam, "Grad-CAM");
+            ui.add(egui::Slider::new(&mut self.style.alpha, 0.0..=1.0).text("heatmap opacity"));
+        });
+        if let Some((stage, done, total)) = &self.progress {
+            ui.add(
+                egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(format!(
+                    "{stage} ({done}/{total}; {} queued)",
+                    self.queue.len()
+                )),
+            );
+        }
+        if let Some(error) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+    }
+}
+
+fn texture(ctx: &egui::Context, name: String, image: &image::RgbImage) -> egui::TextureHandle {
+    let size = [image.width() as usize, image.height() as usize];
+    ctx.load_texture(
+        name,
+        egui::ColorImage::from_rgb(size, image.as_raw()),
+        egui::TextureOptions::LINEAR,
+    )
+}
+
+fn card_ui(
+    ui: &mut egui::Ui,
+    card: &mut Card,
+    style: OverlayStyle,
+    rejudge: &mut Option<(u64, usize)>,
+) {
+    ui.strong(card.path.display().to_string());
+    let Some(result) = &card.result else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.weak("waiting for its verdict…");
+        });
+        return;
+    };
+    let photo = match result {
+        Ok(photo) => photo,
+        Err(error) => {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+            return;
+        }
+    };
+    let textures = card.textures.get_or_insert_with(|| {
+        let mut list = vec![
+            texture(
+                ui.ctx(),
+                format!("inspect-{}-photo", card.id),
+                &photo.preview,
+            ),
+            texture(ui.ctx(), format!("inspect-{}-crop", card.id), &photo.input),
+        ];
+        for (i, v) in photo.verdicts.iter().enumerate() {
+            if let Some(map) = &v.map {
+                let shown = overlay(&photo.input, &map.normalized(), style);
+                list.push(texture(
+                    ui.ctx(),
+                    format!("inspect-{}-map-{i}", card.id),
+                    &shown,
+                ));
+            }
+        }
+        list
+    });
+    ui.horizontal_top(|ui| {
+        let size = egui::vec2(photo.preview.width() as f32, photo.preview.height() as f32);
+        let response = ui.add(egui::Image::new(&textures[0]).fit_to_exact_size(size));
+        let painter = ui.painter_at(response.rect);
+        for (i, b) in photo.faces.iter().enumerate() {
+            let s = photo.preview_scale;
+            let rect = egui::Rect::from_min_size(
+                response.rect.min + egui::vec2(b.x as f32 * s, b.y as f32 * s),
+                egui::vec2(b.width as f32 * s, b.height as f32 * s),
+            );
+            let color = if Some(i) == photo.face {
+                egui::Color32::from_rgb(80, 220, 80)
+            } else {
+                egui::Color32::from_rgb(220, 200, 60)
+            };
+            painter.rect_stroke(
+                rect,
+                0.0,
+                egui::Stroke::new(2.0, color),
+                egui::StrokeKind::Outside,
+            );
+        }
+        ui.add(egui::Image::new(&textures[1]).fit_to_exact_size(egui::vec2(160.0, 160.0)));
+        ui.vertical(|ui| {
+            ui.label(format!(
+                "{}×{} px; {} face(s) found; {:.0} ms",
+                photo.width,
+                photo.height,
+                photo.faces.len(),
+                photo.elapsed_ms
+            ));
+            if let Some(note) = &photo.note {
+                ui.colored_label(ui.visuals().warn_fg_color, note);
+            }
+            if photo.faces.len() > 1 {
+                ui.horizontal(|ui| {
+                    ui.label("judge face:");
+                    for i in 0..photo.faces.len() {
+                        if ui
+                            .selectable_label(Some(i) == photo.face, format!("{}", i + 1))
+                            .clicked()
+                        {
+                            *rejudge = Some((card.id, i));
+                        }
+                    }
+                });
+            }
+            for v in &photo.verdicts {
+                let verdict = if v.verdict.fake { "FAKE" } else { "REAL" };
+                let color = if v.verdict.fake {
+                    egui::Color32::from_rgb(230, 90, 80)
+                } else {
+                    egui::Color32::from_rgb(90, 200, 120)
+                };
+                ui.horizontal(|ui| {
+                    ui.colored_label(color, verdict);
+                    ui.label(format!(
+                        "{}: fake probability {:.3} (threshold {:.3})",
+                        v.verdict.run, v.verdict.fake_probability, v.verdict.threshold
+                    ))
+                    .on_hover_text(&v.threshold_source);
+                });
+            }
+        });
+        for t in &textures[2..] {
+            ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(160.0, 160.0)));
+        }
+    });
+}
