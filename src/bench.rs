@@ -49,6 +49,8 @@ pub enum BenchMode {
     Saliency,
     /// One image's Grad-CAM of the fake class at the course's `conv3`, resized to the input.
     Gradcam,
+    /// Drop-to-verdict and drop-to-heatmap of a 1.6-megapixel photo (FakeLens only).
+    Drop,
 }
 
 impl BenchMode {
@@ -58,12 +60,16 @@ impl BenchMode {
             BenchMode::Eval => "eval",
             BenchMode::Saliency => "saliency",
             BenchMode::Gradcam => "gradcam",
+            BenchMode::Drop => "drop",
         }
     }
 
     /// Whether a step explains one image (batch 1) rather than a batch.
     fn single_image(self) -> bool {
-        matches!(self, BenchMode::Saliency | BenchMode::Gradcam)
+        matches!(
+            self,
+            BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop
+        )
     }
 }
 
@@ -101,7 +107,7 @@ pub fn fakelens_throughput(
     // Only training has an optimiser: Adam's moments would inflate the other modes' memory.
     let mut optimizer = match mode {
         BenchMode::Train => Some(Optimizer::new(model.params().vars(), &config)?),
-        BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam => None,
+        BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop => None,
     };
     let batch = if mode.single_image() { 1 } else { batch_size };
     let size = crate::config::INPUT_SIZE;
@@ -131,6 +137,7 @@ pub fn fakelens_throughput(
                     g.abs()?.max(1)?;
                 }
             }
+            BenchMode::Drop => {}
             BenchMode::Gradcam => {
                 crate::explain::cam::class_activation_maps(
                     model.as_ref(),
@@ -228,6 +235,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("device: {}", crate::device::describe(&device));
+    if args.mode == BenchMode::Drop {
+        let (verdict_ms, heatmap_ms, faces) =
+            crate::bench_drop::drop_latency(args.model, args.steps, &device)?;
+        println!(
+            "fakelens  drop of a 1600x1000 JPEG ({faces} face(s) found): {verdict_ms:.0} ms to \
+             the verdict, {heatmap_ms:.0} ms to the saliency map (medians of {} drops)",
+            args.steps
+        );
+        return Ok(());
+    }
     let ours = fakelens_throughput(args.model, args.mode, args.batch_size, args.steps, &device)?;
     print_row("fakelens", args.mode, &ours);
     if args.python == "none" {
