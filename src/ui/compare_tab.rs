@@ -42,6 +42,23 @@ pub fn scan_runs(runs_dir: &Path, previous: &[RunEntry]) -> Vec<RunEntry> {
     found
 }
 
+/// Adds the run in `dir` (from anywhere) to `runs` if it is not listed, and ticks it.
+pub fn tick_run(
+    runs: &mut Vec<RunEntry>,
+    selected: &mut BTreeSet<PathBuf>,
+    dir: PathBuf,
+) -> Result<(), String> {
+    let record = RunRecord::load(&dir).map_err(|e| e.to_string())?;
+    if !runs.iter().any(|r| r.dir == dir) {
+        runs.push(RunEntry {
+            dir: dir.clone(),
+            record,
+        });
+    }
+    selected.insert(dir);
+    Ok(())
+}
+
 impl RunEntry {
     pub fn name(&self) -> String {
         let dir = self
@@ -161,15 +178,7 @@ impl CompareTab {
 
     /// Adds one run folder from anywhere (an imported or copied run).
     pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        let record = RunRecord::load(&dir).map_err(|e| e.to_string())?;
-        if !self.runs.iter().any(|r| r.dir == dir) {
-            self.runs.push(RunEntry {
-                dir: dir.clone(),
-                record,
-            });
-        }
-        self.selected.insert(dir);
-        Ok(())
+        tick_run(&mut self.runs, &mut self.selected, dir)
     }
 
     pub fn on_evaluated(&mut self, outcome: EvalOutcome) {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, scan_runs};
+use super::compare_tab::{RunEntry, scan_runs, tick_run};
 use super::explain_view::{OverlayCache, faithfulness_ui, mean_maps_ui};
 use crate::data::Split;
 use crate::explain::Method;
@@ -182,15 +182,7 @@ impl ExplainTab {
 
     /// Adds a run folder from anywhere and ticks it.
     pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        let record = crate::train::RunRecord::load(&dir).map_err(|e| e.to_string())?;
-        if !self.runs.iter().any(|r| r.dir == dir) {
-            self.runs.push(RunEntry {
-                dir: dir.clone(),
-                record,
-            });
-        }
-        self.selected.insert(dir);
-        Ok(())
+        tick_run(&mut self.runs, &mut self.selected, dir)
     }
 
     /// Shows a dropped or opened file.

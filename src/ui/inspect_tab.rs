@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, scan_runs};
+use super::compare_tab::{RunEntry, scan_runs, tick_run};
 use crate::explain::Method;
 use crate::explain::render::{OverlayStyle, overlay};
 use crate::inspect::inputs::expand_inputs;
@@ -72,15 +72,7 @@ impl Default for InspectTab {
 impl InspectTab {
     /// Adds a run folder from anywhere and ticks it.
     pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        let record = crate::train::RunRecord::load(&dir).map_err(|e| e.to_string())?;
-        if !self.runs.iter().any(|r| r.dir == dir) {
-            self.runs.push(RunEntry {
-                dir: dir.clone(),
-                record,
-            });
-        }
-        self.selected.insert(dir);
-        Ok(())
+        tick_run(&mut self.runs, &mut self.selected, dir)
     }
 
     /// Adds files (folders are walked) as cards waiting for their verdicts.
