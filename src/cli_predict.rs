@@ -95,7 +95,8 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
                 row.push(photo.faces.len().to_string());
                 for judge in &judges {
                     let verdict = judge
-                        .verdict(&photo, &device)
+                        .input_of(&photo)
+                        .and_then(|input| judge.verdict(&input))
                         .with_context(|| format!("judging {}", path.display()))?;
                     row.push(format!("{:.6}", verdict.fake_probability));
                     row.push(if verdict.fake { "fake" } else { "real" }.to_string());

@@ -14,7 +14,6 @@ use super::heatmap::Heatmap;
 use super::mean_maps::SplitJob;
 use super::method::{Method, explain};
 use crate::config::INPUT_SIZE;
-use crate::data::decode::normalize_into;
 use crate::data::index::mask_path_for;
 use crate::models::Detector;
 
@@ -238,24 +237,17 @@ pub fn measure_faithfulness(
     cancelled: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<FaithfulnessReport, ExplainError> {
-    let SplitJob {
-        model,
-        split,
-        norm,
-        device,
-    } = *job;
+    let (model, split) = (job.model, job.split);
     let fakes: Vec<usize> = (0..split.len())
         .filter(|&i| split.samples[i].label == crate::LABEL_FAKE)
         .take(limit.unwrap_or(usize::MAX))
         .collect();
     let mut per_image = Vec::with_capacity(fakes.len());
-    let mut buffer = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
     for (done, &i) in fakes.iter().enumerate() {
         if cancelled() {
             return Err(ExplainError::Cancelled);
         }
-        normalize_into(&split.pixels[i], &norm, &mut buffer);
-        let image = Tensor::from_slice(&buffer, (1, 3, INPUT_SIZE, INPUT_SIZE), device)?;
+        let image = job.image(i)?;
         let map = explain(model, &image, &[crate::LABEL_FAKE], method, cancelled)?
             .into_iter()
             .next()

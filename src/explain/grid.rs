@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::Tensor;
 use image::RgbImage;
 
 use super::error::ExplainError;
@@ -15,7 +14,6 @@ use super::method::{Method, explain};
 use super::render::{OverlayStyle, grid, overlay};
 use super::selection::{Pick, pick_images};
 use crate::config::INPUT_SIZE;
-use crate::data::decode::normalize_into;
 
 /// One image of the figure and its map (for the image's true class).
 #[derive(Clone, Debug)]
@@ -74,15 +72,13 @@ pub fn grid_maps(
         choice.count,
         choice.seed,
     );
-    let mut buffer = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
     let mut tiles = Vec::with_capacity(chosen.len());
     for (done, &i) in chosen.iter().enumerate() {
         if cancelled() {
             return Err(ExplainError::Cancelled);
         }
         let sample = &job.split.samples[i];
-        normalize_into(&job.split.pixels[i], &job.norm, &mut buffer);
-        let input = Tensor::from_slice(&buffer, (1, 3, INPUT_SIZE, INPUT_SIZE), job.device)?;
+        let input = job.image(i)?;
         let map = explain(job.model, &input, &[sample.label], method, cancelled)?
             .into_iter()
             .next()

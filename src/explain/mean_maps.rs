@@ -33,6 +33,20 @@ pub struct SplitJob<'a> {
     pub device: &'a Device,
 }
 
+impl SplitJob<'_> {
+    /// Image `index` of the split, normalised for the model: 1×3×H×W.
+    pub fn image(&self, index: usize) -> candle_core::Result<candle_core::Tensor> {
+        let mut buffer = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
+        let pixels = self
+            .split
+            .pixels
+            .get(index)
+            .ok_or_else(|| candle_core::Error::msg(format!("no image {index} in the split")))?;
+        crate::data::decode::normalize_into(pixels, &self.norm, &mut buffer);
+        candle_core::Tensor::from_vec(buffer, (1, 3, INPUT_SIZE, INPUT_SIZE), self.device)
+    }
+}
+
 /// Images per forward pass of a mean-map job (backward passes keep activations alive).
 pub const MEAN_MAP_BATCH: usize = 8;
 

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use super::photo::PreparedPhoto;
 use crate::data::Split;
@@ -74,10 +74,15 @@ impl Judge {
         })
     }
 
-    /// The verdict on `photo`.
-    pub fn verdict(&self, photo: &PreparedPhoto, device: &Device) -> candle_core::Result<Verdict> {
-        let input = self.run.input_of(&photo.input, device)?;
-        let fake_probability = self.run.fake_probabilities(&input)?[0];
+    /// `photo`'s input as this run's model takes it (normalised as the run was trained).
+    pub fn input_of(&self, photo: &PreparedPhoto) -> candle_core::Result<Tensor> {
+        self.run
+            .input_of(&photo.input, self.run.model.params().device())
+    }
+
+    /// The verdict on an input made by [`Judge::input_of`].
+    pub fn verdict(&self, input: &Tensor) -> candle_core::Result<Verdict> {
+        let fake_probability = self.run.fake_probabilities(input)?[0];
         Ok(Verdict {
             run: self.run.label(),
             fake_probability,

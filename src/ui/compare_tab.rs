@@ -59,6 +59,23 @@ pub fn tick_run(
     Ok(())
 }
 
+/// A checkbox labelled `text` that ticks or unticks `entry` in `selected`.
+pub fn run_checkbox(
+    ui: &mut egui::Ui,
+    entry: &RunEntry,
+    text: String,
+    selected: &mut BTreeSet<PathBuf>,
+) {
+    let mut on = selected.contains(&entry.dir);
+    if ui.checkbox(&mut on, text).changed() {
+        if on {
+            selected.insert(entry.dir.clone());
+        } else {
+            selected.remove(&entry.dir);
+        }
+    }
+}
+
 impl RunEntry {
     pub fn name(&self) -> String {
         let dir = self
@@ -421,20 +438,13 @@ impl CompareTab {
             ui.weak("No runs yet: train one in the Training tab, or add a run folder.");
         }
         for entry in &self.runs {
-            let mut on = self.selected.contains(&entry.dir);
             let status = format!("{:?}", entry.record.status).to_lowercase();
             let text = format!(
                 "{}  ({} epochs, {status})",
                 entry.name(),
                 entry.record.epochs.len()
             );
-            if ui.checkbox(&mut on, text).changed() {
-                if on {
-                    self.selected.insert(entry.dir.clone());
-                } else {
-                    self.selected.remove(&entry.dir);
-                }
-            }
+            run_checkbox(ui, entry, text, &mut self.selected);
         }
     }
 

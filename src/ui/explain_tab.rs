@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, scan_runs, tick_run};
+use super::compare_tab::{RunEntry, run_checkbox, scan_runs, tick_run};
 use super::explain_view::{OverlayCache, faithfulness_ui, mean_maps_ui};
 use crate::data::Split;
 use crate::explain::Method;
@@ -280,14 +280,7 @@ impl ExplainTab {
             ui.weak("No runs yet: train one in the Training tab.");
         }
         for entry in &self.runs {
-            let mut on = self.selected.contains(&entry.dir);
-            if ui.checkbox(&mut on, entry.name()).changed() {
-                if on {
-                    self.selected.insert(entry.dir.clone());
-                } else {
-                    self.selected.remove(&entry.dir);
-                }
-            }
+            run_checkbox(ui, entry, entry.name(), &mut self.selected);
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, scan_runs, tick_run};
+use super::compare_tab::{RunEntry, run_checkbox, scan_runs, tick_run};
 use crate::explain::Method;
 use crate::explain::render::{OverlayStyle, overlay};
 use crate::inspect::inputs::expand_inputs;
@@ -250,14 +250,7 @@ impl InspectTab {
                 ui.weak("none yet — train one in the Training tab");
             }
             for entry in &self.runs {
-                let mut on = self.selected.contains(&entry.dir);
-                if ui.checkbox(&mut on, entry.name()).changed() {
-                    if on {
-                        self.selected.insert(entry.dir.clone());
-                    } else {
-                        self.selected.remove(&entry.dir);
-                    }
-                }
+                run_checkbox(ui, entry, entry.name(), &mut self.selected);
             }
         });
         ui.horizontal_wrapped(|ui| {

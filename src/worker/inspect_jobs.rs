@@ -169,11 +169,11 @@ fn judge_one(
     let photo = prepare_decoded(path, &decoded, request.crop, finder, request.face);
     let mut verdicts = Vec::with_capacity(judges.len());
     for judge in judges {
-        let device = judge.run.model.params().device().clone();
-        let verdict = judge.verdict(&photo, &device)?;
+        // One input per run serves its verdict and its map.
+        let input = judge.input_of(&photo)?;
+        let verdict = judge.verdict(&input)?;
         let map = match &request.method {
             Some(method) => {
-                let input = judge.run.input_of(&photo.input, &device)?;
                 let stop = || cancel.load(Ordering::Relaxed);
                 explain(
                     judge.run.model.as_ref(),
