@@ -18,6 +18,7 @@ pub mod pointwise_weight_grad;
 pub mod pool;
 pub mod shifted;
 pub mod simplenet;
+pub mod small_batch_linear;
 pub mod stash;
 pub mod xception;
 
@@ -46,14 +47,13 @@ pub fn mlp_forward(
     train: bool,
     mut each: impl FnMut(usize, Tensor) -> candle_core::Result<Tensor>,
 ) -> candle_core::Result<Tensor> {
-    use candle_core::Module;
     let mut x = x.clone();
     for (i, fc) in layers.iter().enumerate() {
-        let fc = candle_nn::Linear::new(
+        let (w, b) = (
             param(fc.weight(), train),
             fc.bias().map(|b| param(b, train)),
         );
-        x = each(i, fc.forward(&x)?)?;
+        x = each(i, small_batch_linear::linear(&x, &w, b.as_ref())?)?;
         if i + 1 < layers.len() {
             x = x.relu()?;
         }

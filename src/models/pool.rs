@@ -3,12 +3,9 @@
 //! unique maximum by 1/(kernel area) and misaligns windows on odd sizes; this op routes each
 //! output gradient to the first maximum of its window, as PyTorch does.
 
-use std::sync::Arc;
-
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 use super::cpu_float::{contiguous, dispatch_float, filled};
-use super::stash::ForwardStash;
 use rayon::prelude::*;
 
 /// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.
@@ -54,95 +51,32 @@ impl Dims {
         })
     }
 
-    /// Index (in the plane) of the first maximum of output cell (oy, ox)'s window.
-    fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
-        if self.g == POOL_2X2 {
-            return argmax_2x2(plane, self.w, oy, ox);
-        }
-        let y0 = (oy * self.g.stride) as isize - self.g.padding as isize;
-        let x0 = (ox * self.g.stride) as isize - self.g.padding as isize;
-        let k = self.g.kernel;
-        let inside = y0 >= 0 && x0 >= 0 && y0 as usize + k <= self.h && x0 as usize + k <= self.w;
-        if inside {
-            // The window lies in the image: no clipping, a plain scan.
-            let start = y0 as usize * self.w + x0 as usize;
-            let mut best_i = start;
-            for y in 0..k {
-                for i in start + y * self.w..start + y * self.w + k {
-                    let (v, best) = (plane[i], plane[best_i]);
-                    #[allow(clippy::eq_op)]
-                    if best != best {
-                        return best_i;
-                    }
-                    #[allow(clippy::eq_op)]
-                    if v > best || v != v {
-                        best_i = i;
-                    }
-                }
-            }
-            return best_i;
-        }
-        let (mut best, mut best_i) = (plane[0], usize::MAX);
-        for y in y0.max(0)..(y0 + self.g.kernel as isize).min(self.h as isize) {
-            for x in x0.max(0)..(x0 + self.g.kernel as isize).min(self.w as isize) {
-                let i = y as usize * self.w + x as usize;
-                let v = plane[i];
-                #[allow(clippy::eq_op)]
-                let is_nan = v != v;
-                if best_i == usize::MAX || v > best || is_nan {
-                    best = v;
-                    best_i = i;
-                    if is_nan {
-                        return i;
-                    }
-                }
-            }
-        }
-        best_i
+    /// The input rows (or columns: the same rule) of output row `o`'s window, clipped to
+    /// the `size` of the plane; never empty, as `2·padding ≤ kernel` and the output fits.
+    fn window(&self, o: usize, size: usize) -> std::ops::Range<usize> {
+        let start = (o * self.g.stride).saturating_sub(self.g.padding);
+        let end = (o * self.g.stride + self.g.kernel - self.g.padding).min(size);
+        start..end
     }
 }
 
-/// The common 2×2, stride-2, unpadded pool.
-const POOL_2X2: PoolGeometry = PoolGeometry {
-    kernel: 2,
-    stride: 2,
-    padding: 0,
-};
-
-/// `argmax` for the 2×2 window at (2·oy, 2·ox), in scan order (first maximum wins; a NaN wins).
-#[inline]
+/// The larger of two values, NaN winning (as PyTorch's pool propagates NaN).
+#[inline(always)]
 #[allow(clippy::eq_op)]
-fn argmax_2x2<T: WithDType>(plane: &[T], w: usize, oy: usize, ox: usize) -> usize {
-    let i0 = 2 * oy * w + 2 * ox;
-    let mut best_i = i0;
-    for i in [i0 + 1, i0 + w, i0 + w + 1] {
-        let (v, best) = (plane[i], plane[best_i]);
-        if best != best {
-            return best_i;
-        }
-        if v > best || v != v {
-            best_i = i;
-        }
-    }
-    best_i
+fn max_nan<T: WithDType>(a: T, b: T) -> T {
+    if b > a || b != b { b } else { a }
 }
 
-/// Where each pooled value's maximum lies in its input plane (one per output value).
-type Argmax = Arc<Vec<u32>>;
-
-/// The forward op. It keeps each output's argmax, so the backward pass routes the gradient
-/// without scanning the windows again.
+/// The forward op. Windows are reduced column-wise first (contiguous rows, vectorised),
+/// then along each row; nothing is kept for the backward pass, which finds each window's
+/// maximum again from the input and the output.
 pub struct MaxPool2dOp {
     geometry: PoolGeometry,
-    argmax: ForwardStash<Vec<u32>>,
 }
 
 impl MaxPool2dOp {
     pub fn new(geometry: PoolGeometry) -> MaxPool2dOp {
-        MaxPool2dOp {
-            geometry,
-            argmax: ForwardStash::default(),
-        }
+        MaxPool2dOp { geometry }
     }
 }
 
@@ -153,42 +87,50 @@ impl CustomOp1 for MaxPool2dOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(l.dims(), self.geometry)?;
-        let (storage, shape, argmax) = dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))?;
-        self.argmax.put(argmax);
-        Ok((storage, shape))
+        dispatch_float!(s, "max_pool2d", pool_forward(&d, s, l))
     }
 
     fn bwd(
         &self,
         arg: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        let argmax = self.argmax.get("max_pool2d")?;
         let d = Dims::new(arg.dims(), self.geometry)?;
         let grad = grad.contiguous()?;
-        Ok(Some(
-            grad.apply_op1_no_bwd(&MaxPool2dGrad { dims: d, argmax })?,
-        ))
+        Ok(Some(grad.apply_op3_no_bwd(
+            &arg.contiguous()?,
+            &res.contiguous()?,
+            &MaxPool2dGrad { dims: d },
+        )?))
     }
 }
 
-/// `dL/dx`: each output gradient added at its window's first maximum.
+/// `dL/dx` from (`dL/dy`, x, y): each output gradient added at its window's first maximum in
+/// scan order (the first element equal to the output; the first NaN when it is NaN), as
+/// PyTorch routes it.
 struct MaxPool2dGrad {
     dims: Dims,
-    argmax: Argmax,
 }
 
-impl CustomOp1 for MaxPool2dGrad {
+impl CustomOp3 for MaxPool2dGrad {
     fn name(&self) -> &'static str {
         "fakelens-max-pool2d-grad"
     }
 
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         dispatch_float!(
             gs,
             "max_pool2d",
-            pool_backward(&self.dims, &self.argmax, gs, gl)
+            pool_backward(&self.dims, (gs, gl), (xs, xl), (ys, yl))
         )
     }
 }
@@ -197,22 +139,28 @@ fn pool_forward<T: WithDType>(
     d: &Dims,
     s: &CpuStorage,
     l: &Layout,
-) -> candle_core::Result<(CpuStorage, Shape, Vec<u32>)> {
+) -> candle_core::Result<(CpuStorage, Shape)> {
     let x = contiguous::<T>(s, l)?;
-    if d.h * d.w > u32::MAX as usize {
-        candle_core::bail!("max_pool2d: planes of {}x{} are too large", d.h, d.w)
-    }
     let mut out = filled(d.planes * d.oh * d.ow, T::from_f64(0.0));
-    let mut argmax = filled(out.len(), 0u32);
     out.par_chunks_mut(d.oh * d.ow)
-        .zip(argmax.par_chunks_mut(d.oh * d.ow))
         .zip(x.par_chunks(d.h * d.w))
-        .for_each(|((y, at), plane)| {
-            for oy in 0..d.oh {
-                for ox in 0..d.ow {
-                    let i = d.argmax(plane, oy, ox);
-                    y[oy * d.ow + ox] = plane[i];
-                    at[oy * d.ow + ox] = i as u32;
+        .for_each(|(y, plane)| {
+            let mut column_max = plane[..d.w].to_vec();
+            for (oy, y_row) in y.chunks_mut(d.ow).enumerate() {
+                let rows = d.window(oy, d.h);
+                column_max.copy_from_slice(&plane[rows.start * d.w..][..d.w]);
+                for row in rows.skip(1) {
+                    for (m, &v) in column_max.iter_mut().zip(&plane[row * d.w..][..d.w]) {
+                        *m = max_nan(*m, v);
+                    }
+                }
+                for (ox, out) in y_row.iter_mut().enumerate() {
+                    let columns = d.window(ox, d.w);
+                    let mut m = column_max[columns.start];
+                    for &v in &column_max[columns.start + 1..columns.end] {
+                        m = max_nan(m, v);
+                    }
+                    *out = m;
                 }
             }
         });
@@ -220,28 +168,51 @@ fn pool_forward<T: WithDType>(
     Ok((
         T::to_cpu_storage_owned(out),
         Shape::from((dims[0], dims[1], d.oh, d.ow)),
-        argmax,
     ))
 }
 
+type Part<'a> = (&'a CpuStorage, &'a Layout);
+
+#[allow(clippy::eq_op)]
 fn pool_backward<T: WithDType>(
     d: &Dims,
-    argmax: &[u32],
-    gs: &CpuStorage,
-    gl: &Layout,
+    (gs, gl): Part,
+    (xs, xl): Part,
+    (ys, yl): Part,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
-    let g = contiguous::<T>(gs, gl)?;
+    let (g, x, y) = (
+        contiguous::<T>(gs, gl)?,
+        contiguous::<T>(xs, xl)?,
+        contiguous::<T>(ys, yl)?,
+    );
     let outputs = d.oh * d.ow;
-    if g.len() != d.planes * outputs || argmax.len() != g.len() {
+    if g.len() != d.planes * outputs || y.len() != g.len() || x.len() != d.planes * d.h * d.w {
         candle_core::bail!("max_pool2d backward: gradient size does not match its forward pass")
     }
     let mut out = filled(d.planes * d.h * d.w, T::from_f64(0.0));
     out.par_chunks_mut(d.h * d.w)
-        .zip(argmax.par_chunks(outputs).zip(g.par_chunks(outputs)))
-        .for_each(|(dx, (at, gy))| {
-            for (&i, &v) in at.iter().zip(gy) {
-                if let Some(slot) = dx.get_mut(i as usize) {
-                    *slot += v;
+        .zip(x.par_chunks(d.h * d.w))
+        .zip(g.par_chunks(outputs).zip(y.par_chunks(outputs)))
+        .for_each(|((dx, plane), (gy, y))| {
+            for oy in 0..d.oh {
+                let rows = d.window(oy, d.h);
+                for ox in 0..d.ow {
+                    let (target, grad) = (y[oy * d.ow + ox], gy[oy * d.ow + ox]);
+                    let columns = d.window(ox, d.w);
+                    let is_nan = target != target;
+                    let first_max = rows.clone().find_map(|row| {
+                        let at = row * d.w;
+                        columns
+                            .clone()
+                            .find(|&col| {
+                                let v = plane[at + col];
+                                v == target || (is_nan && v != v)
+                            })
+                            .map(|col| at + col)
+                    });
+                    if let Some(i) = first_max {
+                        dx[i] += grad;
+                    }
                 }
             }
         });
@@ -286,4 +257,81 @@ pub fn max_pool2d_by_reduction(x: &Tensor, g: PoolGeometry) -> candle_core::Resu
         .reshape((n, c, oh, k, ow, k))?
         .max(5)?
         .max(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Ties everywhere (values from {0, 1, 2}): the forward maximum and the backward
+    /// routing to the first maximum in scan order match a plain window scan.
+    #[test]
+    fn ties_route_the_gradient_to_the_first_maximum_in_scan_order() {
+        let (n, c, h, w) = (2, 3, 9, 8);
+        let values: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7) % 3) as f32).collect();
+        for g in [
+            PoolGeometry {
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
+            PoolGeometry {
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+            },
+            PoolGeometry {
+                kernel: 3,
+                stride: 1,
+                padding: 0,
+            },
+        ] {
+            let x = Var::from_vec(values.clone(), (n, c, h, w), &Device::Cpu).unwrap();
+            let y = max_pool2d(x.as_tensor(), g).unwrap();
+            let (oh, ow) = (y.dim(2).unwrap(), y.dim(3).unwrap());
+            let upstream: Vec<f32> = (0..n * c * oh * ow).map(|i| 1.0 + i as f32).collect();
+            let up = Tensor::from_vec(upstream.clone(), y.shape(), &Device::Cpu).unwrap();
+            let grads = (y.clone() * up)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let dx = grads
+                .get(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut want_dx = vec![0.0f32; values.len()];
+            for p in 0..n * c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best: Option<(f32, usize)> = None;
+                        for ky in 0..g.kernel {
+                            for kx in 0..g.kernel {
+                                let yy = (oy * g.stride + ky) as isize - g.padding as isize;
+                                let xx = (ox * g.stride + kx) as isize - g.padding as isize;
+                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
+                                    continue;
+                                }
+                                let i = p * h * w + yy as usize * w + xx as usize;
+                                if best.is_none_or(|(b, _)| values[i] > b) {
+                                    best = Some((values[i], i));
+                                }
+                            }
+                        }
+                        let (v, i) = best.unwrap();
+                        let o = p * oh * ow + oy * ow + ox;
+                        assert_eq!(got[o], v, "{g:?} value at {o}");
+                        want_dx[i] += upstream[o];
+                    }
+                }
+            }
+            assert_eq!(dx, want_dx, "{g:?} gradient");
+        }
+    }
 }

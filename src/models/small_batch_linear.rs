@@ -1,0 +1,234 @@
+//! A fully connected layer for a few rows with a frozen weight (explaining one image):
+//! `y = x·Wᵀ + b` as one matrix-vector product per row, and its input gradient `dx = dy·W`,
+//! each streaming the weight once. A general matrix product packs the weight first, which for
+//! SimpleNet's 1024 × 16224 `fc1` (66 MB) at batch 1 costs more than the product itself.
+//! Used only where no weight gradient is needed; training keeps Candle's product.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+
+/// Rows up to which the matrix-vector path is taken.
+pub const MAX_ROWS: usize = 4;
+
+/// Output values per parallel task of the forward product.
+const OUTPUTS_PER_TASK: usize = 16;
+/// Partial sums per dot product (vectorisable: 16 f32 lanes).
+const LANES: usize = 16;
+
+/// `x·Wᵀ + b` for the `N × K` input and `M × K` weight.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && x.rank() == 2
+        && x.dim(0)? <= MAX_ROWS
+        && !w.track_op()
+        && b.is_none_or(|b| !b.track_op());
+    let y = if fast {
+        x.contiguous()?.apply_op2(&w.contiguous()?, MatVec)?
+    } else {
+        x.matmul(&w.t()?)?
+    };
+    match b {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// The forward op (x, W) → x·Wᵀ.
+struct MatVec;
+
+impl CustomOp2 for MatVec {
+    fn name(&self) -> &'static str {
+        "fakelens-small-batch-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(xs, "small-batch linear", forward(xs, xl, ws, wl))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = grad.contiguous()?.apply_op2_no_bwd(w, &InputGrad)?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// (dy, W) → dy·W.
+struct InputGrad;
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "fakelens-small-batch-linear-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gs: &CpuStorage,
+        gl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(gs, "small-batch linear", input_grad(gs, gl, ws, wl))
+    }
+}
+
+/// Rows of `a`, and the weight's `M × K`, with `a` having `columns` columns.
+fn dims(
+    a: &Layout,
+    w: &Layout,
+    columns: impl Fn(usize, usize) -> usize,
+) -> candle_core::Result<(usize, usize, usize)> {
+    let (rows, inner) = a.shape().dims2()?;
+    let (m, k) = w.shape().dims2()?;
+    if inner != columns(m, k) {
+        candle_core::bail!("small-batch linear: {rows}x{inner} does not fit weight {m}x{k}")
+    }
+    Ok((rows, m, k))
+}
+
+fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
+    let zero = T::from_f64(0.0);
+    let mut partial = [zero; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold(zero, |s, (&x, &y)| s + x * y);
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for ((p, &x), &y) in partial.iter_mut().zip(a).zip(b) {
+            *p += x * y;
+        }
+    }
+    partial.iter().fold(tail, |s, &p| s + p)
+}
+
+fn forward<T: CpuFloat>(
+    xs: &CpuStorage,
+    xl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (rows, m, k) = dims(xl, wl, |_, k| k)?;
+    let (x, w) = (contiguous::<T>(xs, xl)?, contiguous::<T>(ws, wl)?);
+    // Output-major so each task streams its weight rows once for every input row.
+    let mut yt = vec![T::from_f64(0.0); m * rows];
+    yt.par_chunks_mut(OUTPUTS_PER_TASK * rows)
+        .zip(w.par_chunks(OUTPUTS_PER_TASK * k))
+        .for_each(|(yt, w)| {
+            for (y_o, w_o) in yt.chunks_mut(rows).zip(w.chunks(k)) {
+                for (y, x_n) in y_o.iter_mut().zip(x.chunks(k)) {
+                    *y = dot(w_o, x_n);
+                }
+            }
+        });
+    let mut y = vec![T::from_f64(0.0); rows * m];
+    for (o, y_o) in yt.chunks(rows).enumerate() {
+        for (n, &v) in y_o.iter().enumerate() {
+            y[n * m + o] = v;
+        }
+    }
+    Ok((T::to_cpu_storage_owned(y), Shape::from((rows, m))))
+}
+
+fn input_grad<T: CpuFloat>(
+    gs: &CpuStorage,
+    gl: &Layout,
+    ws: &CpuStorage,
+    wl: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (rows, m, k) = dims(gl, wl, |m, _| m)?;
+    let (g, w) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ws, wl)?);
+    // Each task streams its own band of weight rows front to back into a private sum (a
+    // column split would read every row in short pieces, a page apart); the sums are added.
+    let band = m.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let partial_sums: Vec<Vec<T>> = w
+        .par_chunks(band * k)
+        .enumerate()
+        .map(|(i, w_band)| {
+            let mut sum = vec![T::from_f64(0.0); rows * k];
+            for (j, w_o) in w_band.chunks(k).enumerate() {
+                let o = i * band + j;
+                for (sum_n, g_n) in sum.chunks_mut(k).zip(g.chunks(m)) {
+                    let scale = g_n[o];
+                    for (d, &v) in sum_n.iter_mut().zip(w_o) {
+                        *d += scale * v;
+                    }
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut sums = partial_sums.into_iter();
+    let mut dx = sums
+        .next()
+        .unwrap_or_else(|| vec![T::from_f64(0.0); rows * k]);
+    for sum in sums {
+        for (d, v) in dx.iter_mut().zip(sum) {
+            *d += v;
+        }
+    }
+    Ok((T::to_cpu_storage_owned(dx), Shape::from((rows, k))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The matrix-vector path gives Candle's product and its input gradient (f64, so the
+    /// different summation orders agree to rounding), on shapes with odd tails.
+    #[test]
+    fn matches_candle_forward_and_input_gradient() {
+        let dev = Device::Cpu;
+        for (rows, m, k) in [(1, 37, 1000), (3, 5, 16), (4, 100, 2049)] {
+            let x = Tensor::randn(0.0f64, 1.0, (rows, k), &dev).unwrap();
+            let w = Tensor::randn(0.0f64, 1.0, (m, k), &dev).unwrap();
+            let b = Tensor::randn(0.0f64, 1.0, m, &dev).unwrap();
+            let up = Tensor::randn(0.0f64, 1.0, (rows, m), &dev).unwrap();
+            let run = |fast: bool| {
+                let xv = Var::from_tensor(&x).unwrap();
+                let y = if fast {
+                    linear(xv.as_tensor(), &w, Some(&b)).unwrap()
+                } else {
+                    xv.as_tensor()
+                        .matmul(&w.t().unwrap())
+                        .unwrap()
+                        .broadcast_add(&b)
+                        .unwrap()
+                };
+                let dx = (y.clone() * &up)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let dx = dx.get(xv.as_tensor()).unwrap().flatten_all().unwrap();
+                (
+                    y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                    dx.to_vec1::<f64>().unwrap(),
+                )
+            };
+            let (fast, slow) = (run(true), run(false));
+            for (a, b) in fast.0.iter().zip(&slow.0).chain(fast.1.iter().zip(&slow.1)) {
+                assert!(
+                    (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                    "{rows}x{m}x{k}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
