@@ -3,7 +3,7 @@
 //! (`benches/reference/train_step.py`) run on the same machine, same shapes and same thread
 //! count, in the same invocation; printed as ratios. Never a timed assertion in a test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -36,6 +36,22 @@ pub struct BenchArgs {
     /// What to time: training steps, eval forward passes, or one image's saliency.
     #[arg(long, value_enum, default_value = "train")]
     pub mode: BenchMode,
+    /// Everything in one run: the matrix-multiply peak, training and eval at the batch size,
+    /// one-image saliency and Grad-CAM, for all three models, and the data pipeline; printed
+    /// as ratios against the reference (`--model`, `--mode` and `--steps` are ignored).
+    #[arg(long)]
+    pub suite: bool,
+    /// With `--suite`: the dataset for the data-pipeline rows (the built-in demo data when
+    /// it is absent).
+    #[arg(long, default_value = "../shared/datasets/lfw-faceswap")]
+    pub data: PathBuf,
+    /// With `--suite`: also write every figure to this JSON file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the measurement as one JSON line too (the suite runs each row in a child
+    /// process, so each peak memory is that row's alone).
+    #[arg(long, hide = true)]
+    pub json: bool,
 }
 
 /// What one benchmark step does.
@@ -54,7 +70,7 @@ pub enum BenchMode {
 }
 
 impl BenchMode {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             BenchMode::Train => "train",
             BenchMode::Eval => "eval",
@@ -65,7 +81,7 @@ impl BenchMode {
     }
 
     /// Whether a step explains one image (batch 1) rather than a batch.
-    fn single_image(self) -> bool {
+    pub fn single_image(self) -> bool {
         matches!(
             self,
             BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop
@@ -74,12 +90,24 @@ impl BenchMode {
 }
 
 /// One side's measurement.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Measurement {
     pub images_per_sec: f64,
     pub ms_per_step: f64,
     /// Peak resident memory of the whole process, when the platform reports it.
     pub peak_rss_mib: Option<f64>,
+}
+
+impl Measurement {
+    /// From the JSON object a benchmark process printed.
+    pub fn from_json(json: &serde_json::Value) -> anyhow::Result<Measurement> {
+        let number = |key: &str| json.get(key).and_then(|v| v.as_f64());
+        Ok(Measurement {
+            images_per_sec: number("images_per_sec").context("no images_per_sec")?,
+            ms_per_step: number("ms_per_step").context("no ms_per_step")?,
+            peak_rss_mib: number("peak_rss_mib"),
+        })
+    }
 }
 
 /// Peak resident set of this process (Linux `VmHWM`), in MiB.
@@ -167,37 +195,65 @@ pub fn fakelens_throughput(
     })
 }
 
-/// Runs the PyTorch reference and returns its measurement, or why it could not run.
-fn pytorch_throughput(args: &BenchArgs, device: &Device) -> anyhow::Result<Measurement> {
+/// Runs the reference script `script` with `script_args` (and the thread count) and returns
+/// the JSON object it printed.
+pub(crate) fn run_reference(
+    python: &str,
+    script: &Path,
+    script_args: &[String],
+) -> anyhow::Result<serde_json::Value> {
     let threads = rayon::current_num_threads();
-    let output = Command::new(&args.python)
-        .arg(&args.reference)
-        .args(["--model", args.model.name()])
-        .args(["--mode", args.mode.name()])
-        .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--steps", &args.steps.to_string()])
+    let output = Command::new(python)
+        .arg(script)
+        .args(script_args)
         .args(["--threads", &threads.to_string()])
-        .args(["--device", if device.is_cuda() { "cuda" } else { "cpu" }])
         .output()
-        .with_context(|| format!("running {} {}", args.python, args.reference.display()))?;
+        .with_context(|| format!("running {python} {}", script.display()))?;
     if !output.status.success() {
         anyhow::bail!(
-            "the reference script failed: {}",
+            "{} failed: {}",
+            script.display(),
             String::from_utf8_lossy(&output.stderr)
                 .lines()
                 .last()
                 .unwrap_or("")
         );
     }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .context("the reference script did not print JSON")?;
-    let number = |key: &str| json.get(key).and_then(|v| v.as_f64());
-    Ok(Measurement {
-        images_per_sec: number("images_per_sec")
-            .context("the reference JSON has no images_per_sec")?,
-        ms_per_step: number("ms_per_step").context("the reference JSON has no ms_per_step")?,
-        peak_rss_mib: number("peak_rss_mib"),
-    })
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("{} did not print JSON", script.display()))
+}
+
+/// The reference's measurement of `mode` on `model`, and the floating-point operations of
+/// one of its steps when `count_flops`.
+pub(crate) fn pytorch_throughput(
+    args: &BenchArgs,
+    model: ModelKind,
+    mode: BenchMode,
+    steps: usize,
+    device: &Device,
+    count_flops: bool,
+) -> anyhow::Result<(Measurement, Option<f64>)> {
+    let mut script_args: Vec<String> = [
+        "--model",
+        model.name(),
+        "--mode",
+        mode.name(),
+        "--device",
+        if device.is_cuda() { "cuda" } else { "cpu" },
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    script_args.extend(["--batch-size".into(), args.batch_size.to_string()]);
+    script_args.extend(["--steps".into(), steps.to_string()]);
+    if count_flops {
+        script_args.push("--flops".into());
+    }
+    let json = run_reference(&args.python, &args.reference, &script_args)?;
+    Ok((
+        Measurement::from_json(&json).context("reading the reference's JSON")?,
+        json.get("flops_per_step").and_then(|v| v.as_f64()),
+    ))
 }
 
 fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
@@ -213,6 +269,9 @@ fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.suite {
+        return crate::bench_suite::run_suite(args);
+    }
     let threads = rayon::current_num_threads();
     let batch = if args.mode.single_image() {
         1
@@ -247,11 +306,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let ours = fakelens_throughput(args.model, args.mode, args.batch_size, args.steps, &device)?;
     print_row("fakelens", args.mode, &ours);
+    if args.json {
+        println!("{}", serde_json::to_string(&ours)?);
+    }
     if args.python == "none" {
         return Ok(());
     }
-    match pytorch_throughput(args, &device) {
-        Ok(reference) => {
+    match pytorch_throughput(args, args.model, args.mode, args.steps, &device, false) {
+        Ok((reference, _)) => {
             print_row("pytorch", args.mode, &reference);
             println!(
                 "ratio (fakelens / pytorch throughput) = {:.3}; step time ratio = {:.3}",

@@ -1,0 +1,351 @@
+//! `fakelens bench --suite`: every speed figure in one run, against the PyTorch reference on
+//! the same machine, shapes and thread count. First the machine's matrix-multiply peak (a
+//! plain 2048² product on each side; the larger is the peak); then for each model, training
+//! and eval at the batch size and one image's saliency and Grad-CAM, each FakeLens row in its
+//! own child process (so its peak memory is its own); then the data pipeline. Each row is
+//! printed as FakeLens ÷ PyTorch throughput (above 1: FakeLens is faster), the peak-memory
+//! ratio, and the share of the peak each side reaches, from the reference's count of one
+//! step's floating-point operations.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+
+use crate::bench::{BenchArgs, BenchMode, Measurement, pytorch_throughput, run_reference};
+use crate::bench_data::{DataThroughput, data_throughput};
+use crate::config::ModelKind;
+
+/// Images through the data pipeline rows.
+const DATA_IMAGES: usize = 1000;
+/// Side of the square matrices of the peak measurement.
+const GEMM_SIZE: usize = 2048;
+/// How much faster than the fastest training the loader must be.
+const LOADER_MARGIN: f64 = 5.0;
+
+const MODES: [BenchMode; 4] = [
+    BenchMode::Train,
+    BenchMode::Eval,
+    BenchMode::Saliency,
+    BenchMode::Gradcam,
+];
+
+/// Timed steps per row (after 2 warm-up steps): enough for a stable median on 2 cores
+/// without the whole suite taking more than about 15 minutes there.
+fn steps_for(model: ModelKind, mode: BenchMode) -> usize {
+    let single = mode.single_image();
+    match (model, mode) {
+        (ModelKind::SimpleNet, _) if single => 20,
+        (ModelKind::SimpleNet, BenchMode::Train) => 5,
+        (ModelKind::SimpleNet, _) => 10,
+        (ModelKind::LilXception, _) if single => 10,
+        (ModelKind::LilXception, BenchMode::Train) => 2,
+        (ModelKind::LilXception, _) => 5,
+        (ModelKind::Xception, _) if single => 5,
+        (ModelKind::Xception, BenchMode::Train) => 2,
+        (ModelKind::Xception, _) => 3,
+    }
+}
+
+/// The speed target issue-wise: at least as fast as PyTorch, 0.8 of it for Xception.
+fn target(model: ModelKind) -> f64 {
+    if model == ModelKind::Xception {
+        0.8
+    } else {
+        1.0
+    }
+}
+
+/// One model-and-mode row.
+#[derive(serde::Serialize)]
+struct Row {
+    model: &'static str,
+    mode: &'static str,
+    batch: usize,
+    steps: usize,
+    fakelens: Measurement,
+    pytorch: Option<Measurement>,
+    flops_per_step: Option<f64>,
+    speed_ratio: Option<f64>,
+    memory_ratio: Option<f64>,
+    fakelens_peak_share: Option<f64>,
+    pytorch_peak_share: Option<f64>,
+    target: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    threads: usize,
+    device: String,
+    gemm_gflops_fakelens: f64,
+    gemm_gflops_pytorch: Option<f64>,
+    peak_gflops: f64,
+    rows: Vec<Row>,
+    data_root: PathBuf,
+    data_fakelens: DataThroughput,
+    data_pytorch: Option<serde_json::Value>,
+}
+
+/// The best of a few `GEMM_SIZE`² f32 products through Candle, in GFLOP/s.
+fn fakelens_gemm_gflops(device: &Device) -> anyhow::Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (GEMM_SIZE, GEMM_SIZE), device)?;
+    let b = Tensor::randn(0f32, 1.0, (GEMM_SIZE, GEMM_SIZE), device)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..6 {
+        let started = Instant::now();
+        a.matmul(&b)?;
+        device.synchronize()?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (GEMM_SIZE as f64).powi(3) / best / 1e9)
+}
+
+/// One FakeLens row, measured by this program in a child process.
+fn child_measurement(
+    args: &BenchArgs,
+    model: ModelKind,
+    mode: BenchMode,
+    steps: usize,
+) -> anyhow::Result<Measurement> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let output = Command::new(&exe)
+        .args(["bench", "--model", model.name(), "--mode", mode.name()])
+        .args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--steps", &steps.to_string()])
+        .args(["--device", &format!("{:?}", args.device).to_lowercase()])
+        .args(["--python", "none", "--json"])
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        anyhow::bail!(
+            "the {} {} row failed: {}",
+            model.label(),
+            mode.name(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let last = stdout.lines().last().unwrap_or("");
+    Measurement::from_json(&serde_json::from_str(last).context("reading the row's JSON")?)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+/// `value` with `decimals`, or "-".
+fn show(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// Throughput for a batch row, latency for a single-image one.
+fn speed(m: &Measurement, single: bool) -> String {
+    if single {
+        format!("{:.1} ms", m.ms_per_step)
+    } else {
+        format!("{:.2} img/s", m.images_per_sec)
+    }
+}
+
+fn peak_share(flops: Option<f64>, m: Option<&Measurement>, peak_gflops: f64) -> Option<f64> {
+    Some(flops? / (m?.ms_per_step / 1000.0) / (peak_gflops * 1e9))
+}
+
+pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    let threads = rayon::current_num_threads();
+    let (device, notice) = crate::device::open(args.device)?;
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
+    if device.is_metal() {
+        anyhow::bail!(
+            "the PyTorch reference runs on the CPU or CUDA only; bench with --device cpu"
+        );
+    }
+    let with_python = args.python != "none";
+    let device_name = crate::device::describe(&device);
+    println!("benchmark suite: {device_name}, {threads} threads, 256x256 inputs");
+    let gemm_ours = fakelens_gemm_gflops(&device)?;
+    let gemm_args = ["--mode", "gemm", "--steps", "6", "--device"].map(String::from);
+    let device_arg = if device.is_cuda() { "cuda" } else { "cpu" }.to_string();
+    let gemm_reference = if with_python {
+        let script_args: Vec<String> = gemm_args.into_iter().chain([device_arg]).collect();
+        match run_reference(&args.python, &args.reference, &script_args) {
+            Ok(json) => json.get("gflops").and_then(|v| v.as_f64()),
+            Err(e) => {
+                println!("pytorch gemm not measured: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let peak = gemm_reference.map_or(gemm_ours, |r| r.max(gemm_ours));
+    println!(
+        "matrix-multiply peak ({GEMM_SIZE}² f32): fakelens {gemm_ours:.1} GFLOP/s, pytorch {} \
+         GFLOP/s; peak = {peak:.1}",
+        show(gemm_reference, 1)
+    );
+    println!(
+        "{:<26} {:>13} {:>13} {:>7} {:>7} {:>9} {:>9}  target",
+        "row", "fakelens", "pytorch", "speed", "memory", "fl %peak", "pt %peak"
+    );
+    let mut rows = Vec::new();
+    for model in ModelKind::ALL {
+        for mode in MODES {
+            let steps = steps_for(model, mode);
+            let batch = if mode.single_image() {
+                1
+            } else {
+                args.batch_size
+            };
+            let fakelens = child_measurement(args, model, mode, steps)?;
+            let (pytorch, flops) = if with_python {
+                match pytorch_throughput(args, model, mode, steps, &device, true) {
+                    Ok((m, flops)) => (Some(m), flops),
+                    Err(e) => {
+                        println!(
+                            "pytorch {} {} not measured: {e:#}",
+                            model.label(),
+                            mode.name()
+                        );
+                        (None, None)
+                    }
+                }
+            } else {
+                (None, None)
+            };
+            let row = Row {
+                model: model.label(),
+                mode: mode.name(),
+                batch,
+                steps,
+                speed_ratio: ratio(
+                    Some(fakelens.images_per_sec),
+                    pytorch.map(|p| p.images_per_sec),
+                ),
+                memory_ratio: ratio(fakelens.peak_rss_mib, pytorch.and_then(|p| p.peak_rss_mib)),
+                fakelens_peak_share: peak_share(flops, Some(&fakelens), peak),
+                pytorch_peak_share: peak_share(flops, pytorch.as_ref(), peak),
+                fakelens,
+                pytorch,
+                flops_per_step: flops,
+                target: target(model),
+            };
+            print_row(&row, mode.single_image());
+            rows.push(row);
+        }
+    }
+    let data_root = if args.data.join("train").is_dir() {
+        args.data.clone()
+    } else {
+        println!(
+            "{} is absent: the data rows use the demo data",
+            args.data.display()
+        );
+        crate::data::demo::ensure_demo_data()?
+    };
+    let data_fakelens = data_throughput(&data_root, DATA_IMAGES, args.batch_size)?;
+    let data_pytorch = if with_python {
+        let script = args.reference.with_file_name("data_pipeline.py");
+        let script_args = [
+            "--root".to_string(),
+            data_root.join("train").display().to_string(),
+            "--count".into(),
+            DATA_IMAGES.to_string(),
+            "--batch-size".into(),
+            args.batch_size.to_string(),
+        ];
+        match run_reference(&args.python, &script, &script_args) {
+            Ok(json) => Some(json),
+            Err(e) => {
+                println!("pytorch data pipeline not measured: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    print_data(&data_fakelens, data_pytorch.as_ref(), &rows);
+    if let Some(out) = &args.out {
+        let report = Report {
+            threads,
+            device: device_name,
+            gemm_gflops_fakelens: gemm_ours,
+            gemm_gflops_pytorch: gemm_reference,
+            peak_gflops: peak,
+            rows,
+            data_root,
+            data_fakelens,
+            data_pytorch,
+        };
+        crate::fsutil::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn print_row(row: &Row, single: bool) {
+    let met = match row.speed_ratio {
+        Some(r) if r >= row.target => format!("≥{:.1} met", row.target),
+        Some(_) => format!("≥{:.1} NOT met", row.target),
+        None => String::new(),
+    };
+    let name = if single {
+        format!("{} {}", row.model, row.mode)
+    } else {
+        format!("{} {} b{}", row.model, row.mode, row.batch)
+    };
+    println!(
+        "{name:<26} {:>13} {:>13} {:>7} {:>7} {:>9} {:>9}  {met}",
+        speed(&row.fakelens, single),
+        row.pytorch
+            .map_or_else(|| "-".into(), |p| speed(&p, single)),
+        show(row.speed_ratio, 3),
+        show(row.memory_ratio, 3),
+        show(row.fakelens_peak_share.map(|s| 100.0 * s), 1),
+        show(row.pytorch_peak_share.map(|s| 100.0 * s), 1),
+    );
+}
+
+fn print_data(ours: &DataThroughput, reference: Option<&serde_json::Value>, rows: &[Row]) {
+    let number = |key: &str| reference.and_then(|r| r.get(key)).and_then(|v| v.as_f64());
+    for (name, mine, key) in [
+        (
+            "data from JPEG",
+            ours.jpeg_images_per_sec,
+            "jpeg_images_per_sec",
+        ),
+        (
+            "data from cache",
+            ours.cache_images_per_sec,
+            "cache_images_per_sec",
+        ),
+    ] {
+        let theirs = number(key);
+        println!(
+            "{name:<26} {:>13} {:>13} {:>7}",
+            format!("{mine:.0} img/s"),
+            theirs.map_or_else(|| "-".into(), |t| format!("{t:.0} img/s")),
+            show(ratio(Some(mine), theirs), 3),
+        );
+    }
+    let fastest = rows
+        .iter()
+        .filter(|r| r.mode == BenchMode::Train.name())
+        .map(|r| r.fakelens.images_per_sec)
+        .fold(0.0, f64::max);
+    let margin = ours.cache_images_per_sec / fastest.max(f64::MIN_POSITIVE);
+    println!(
+        "loader from cache: {margin:.1}x the fastest training ({fastest:.1} img/s); \
+         target ≥{LOADER_MARGIN:.0}x {}",
+        if margin >= LOADER_MARGIN {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
