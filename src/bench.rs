@@ -268,6 +268,21 @@ fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
     );
 }
 
+/// The device both sides run on, after printing any fallback notice; Metal is refused, as
+/// the reference has no Metal twin here.
+pub(crate) fn open_device(args: &BenchArgs) -> anyhow::Result<Device> {
+    let (device, notice) = crate::device::open(args.device)?;
+    if let Some(notice) = notice {
+        println!("{notice}");
+    }
+    if device.is_metal() {
+        anyhow::bail!(
+            "the PyTorch reference runs on the CPU or CUDA only; bench with --device cpu"
+        );
+    }
+    Ok(device)
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.suite {
         return crate::bench_suite::run_suite(args);
@@ -284,15 +299,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.mode.name(),
         args.steps
     );
-    let (device, notice) = crate::device::open(args.device)?;
-    if let Some(notice) = notice {
-        println!("{notice}");
-    }
-    if device.is_metal() {
-        anyhow::bail!(
-            "the PyTorch reference runs on the CPU or CUDA only; bench with --device cpu"
-        );
-    }
+    let device = open_device(args)?;
     println!("device: {}", crate::device::describe(&device));
     if args.mode == BenchMode::Drop {
         let (verdict_ms, heatmap_ms, faces) =

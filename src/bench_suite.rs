@@ -155,15 +155,7 @@ fn peak_share(flops: Option<f64>, m: Option<&Measurement>, peak_gflops: f64) -> 
 
 pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
-    let (device, notice) = crate::device::open(args.device)?;
-    if let Some(notice) = notice {
-        println!("{notice}");
-    }
-    if device.is_metal() {
-        anyhow::bail!(
-            "the PyTorch reference runs on the CPU or CUDA only; bench with --device cpu"
-        );
-    }
+    let device = crate::bench::open_device(args)?;
     let with_python = args.python != "none";
     let device_name = crate::device::describe(&device);
     println!("benchmark suite: {device_name}, {threads} threads, 256x256 inputs");
