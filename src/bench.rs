@@ -87,6 +87,16 @@ impl BenchMode {
             BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop
         )
     }
+
+    /// Images per step when `batch_size` is asked for: 1 for the single-image modes.
+    pub fn batch(self, batch_size: usize) -> usize {
+        if self.single_image() { 1 } else { batch_size }
+    }
+}
+
+/// The reference script's `--device` for where FakeLens runs.
+pub(crate) fn reference_device(device: &Device) -> &'static str {
+    if device.is_cuda() { "cuda" } else { "cpu" }
 }
 
 /// One side's measurement.
@@ -137,7 +147,7 @@ pub fn fakelens_throughput(
         BenchMode::Train => Some(Optimizer::new(model.params().vars(), &config)?),
         BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop => None,
     };
-    let batch = if mode.single_image() { 1 } else { batch_size };
+    let batch = mode.batch(batch_size);
     let size = crate::config::INPUT_SIZE;
     let images = Tensor::randn(0f32, 1.0, (batch, 3, size, size), device)?;
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
@@ -239,7 +249,7 @@ pub(crate) fn pytorch_throughput(
         "--mode",
         mode.name(),
         "--device",
-        if device.is_cuda() { "cuda" } else { "cpu" },
+        reference_device(device),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -288,11 +298,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return crate::bench_suite::run_suite(args);
     }
     let threads = rayon::current_num_threads();
-    let batch = if args.mode.single_image() {
-        1
-    } else {
-        args.batch_size
-    };
+    let batch = args.mode.batch(args.batch_size);
     println!(
         "benchmark: {} {} step, batch {batch}, 256x256, {} steps, {threads} threads",
         args.model.label(),

@@ -28,14 +28,11 @@ pub struct DataThroughput {
 fn chosen_samples(root: &Path, count: usize) -> anyhow::Result<Vec<Sample>> {
     let index = DatasetIndex::discover(root)
         .with_context(|| format!("reading the dataset at {}", root.display()))?;
+    let train = index.split(Split::Train)?;
     let mut chosen = Vec::new();
     for label in [crate::LABEL_REAL, crate::LABEL_FAKE] {
-        let mut of_class: Vec<Sample> = index
-            .split(Split::Train)?
-            .iter()
-            .filter(|s| s.label == label)
-            .cloned()
-            .collect();
+        let mut of_class: Vec<Sample> =
+            train.iter().filter(|s| s.label == label).cloned().collect();
         of_class.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
         chosen.extend(of_class.into_iter().take(count / 2));
     }

@@ -161,7 +161,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     println!("benchmark suite: {device_name}, {threads} threads, 256x256 inputs");
     let gemm_ours = fakelens_gemm_gflops(&device)?;
     let gemm_args = ["--mode", "gemm", "--steps", "6", "--device"].map(String::from);
-    let device_arg = if device.is_cuda() { "cuda" } else { "cpu" }.to_string();
+    let device_arg = crate::bench::reference_device(&device).to_string();
     let gemm_reference = if with_python {
         let script_args: Vec<String> = gemm_args.into_iter().chain([device_arg]).collect();
         match run_reference(&args.python, &args.reference, &script_args) {
@@ -188,11 +188,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     for model in ModelKind::ALL {
         for mode in MODES {
             let steps = steps_for(model, mode);
-            let batch = if mode.single_image() {
-                1
-            } else {
-                args.batch_size
-            };
+            let batch = mode.batch(args.batch_size);
             let fakelens = child_measurement(args, model, mode, steps)?;
             let (pytorch, flops) = if with_python {
                 match pytorch_throughput(args, model, mode, steps, &device, true) {

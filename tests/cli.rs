@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn fakelens() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fakelens"))
-}
+use common::{fakelens, run_ok};
 
 #[test]
 fn info_prints_parameter_counts() {
@@ -26,18 +22,12 @@ fn info_prints_parameter_counts() {
 fn train_prints_the_epoch_table_and_writes_the_run() {
     let demo = common::small_demo(24, 9);
     let run = demo.path().join("run");
-    let out = fakelens()
-        .args(["train", "--epochs", "1", "--batch-size", "8", "--data"])
-        .arg(demo.path().join("demo"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        fakelens()
+            .args(["train", "--epochs", "1", "--batch-size", "8", "--data"])
+            .arg(demo.path().join("demo"))
+            .arg("--out")
+            .arg(&run),
     );
     assert!(
         stdout.contains("epoch  train_loss  train_acc  val_loss  val_acc"),
@@ -100,7 +90,7 @@ fn interrupt_saves_the_run_for_resume() {
         .map_while(Result::ok)
         .any(|l| l.starts_with("training "));
     assert!(started, "train never started");
-    let sent = Command::new("kill")
+    let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();

@@ -7,24 +7,9 @@
 
 mod common;
 
-use std::process::Command;
+use common::{fakelens, run_ok};
 
 use fakelens::eval::metrics::roc_auc;
-
-fn fakelens() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fakelens"))
-}
-
-fn run_ok(command: &mut Command) -> String {
-    let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 fn confusion_count(metrics: &serde_json::Value, key: &str) -> u64 {
     metrics["confusion"][key].as_u64().unwrap()

@@ -8,7 +8,8 @@
 
 mod common;
 
-use std::process::Command;
+use common::{fakelens, run_ok};
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -98,46 +99,38 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
         .unwrap()
         .path
         .clone();
-    let bin = env!("CARGO_BIN_EXE_fakelens");
-    let status = Command::new(bin)
-        .args(["explain", "--method", "gradcam++", "--run"])
-        .arg(&run_dir)
-        .arg("--image")
-        .arg(&image)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        fakelens()
+            .args(["explain", "--method", "gradcam++", "--run"])
+            .arg(&run_dir)
+            .arg("--image")
+            .arg(&image)
+            .arg("--out")
+            .arg(&out),
+    );
     let stem = image.file_stem().unwrap().to_string_lossy().to_string();
     let npy = std::fs::read(out.join(format!("{stem}.simplenet-demo.gradcam++.npy"))).unwrap();
     assert_eq!(npy_shape(&npy), "256, 256");
     let png = image::open(out.join(format!("{stem}.simplenet-demo.gradcam++.png"))).unwrap();
     assert_eq!((png.width(), png.height()), (256, 256));
 
-    let output = Command::new(bin)
-        .args([
-            "explain",
-            "--method",
-            "saliency",
-            "--mean",
-            "--metrics",
-            "--limit",
-            "5",
-        ])
-        .arg("--run")
-        .arg(&run_dir)
-        .arg("--data")
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = run_ok(
+        fakelens()
+            .args([
+                "explain",
+                "--method",
+                "saliency",
+                "--mean",
+                "--metrics",
+                "--limit",
+                "5",
+            ])
+            .arg("--run")
+            .arg(&run_dir)
+            .arg("--data")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out),
     );
     assert!(stdout.contains("pointing game"), "{stdout}");
     for file in [
@@ -155,35 +148,30 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
     assert_eq!(json["fakes"], 5);
 
     // The course's figure: six confident fakes, each followed by its map, in one row.
-    let output = Command::new(bin)
-        .args([
-            "explain",
-            "--method",
-            "saliency",
-            "--pick",
-            "confident-fake",
-            "--count",
-            "6",
-        ])
-        .arg("--run")
-        .arg(&run_dir)
-        .arg("--data")
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        fakelens()
+            .args([
+                "explain",
+                "--method",
+                "saliency",
+                "--pick",
+                "confident-fake",
+                "--count",
+                "6",
+            ])
+            .arg("--run")
+            .arg(&run_dir)
+            .arg("--data")
+            .arg(&root)
+            .arg("--out")
+            .arg(&out),
     );
     let figure = image::open(out.join("grid.simplenet-demo.saliency.png")).unwrap();
     assert_eq!((figure.width(), figure.height()), (12 * 128 + 11 * 2, 128));
     let maps = std::fs::read_dir(out.join("maps.simplenet-demo.saliency")).unwrap();
     assert_eq!(maps.count(), 6);
 
-    let output = Command::new(bin)
+    let output = fakelens()
         .args(["explain", "--method", "gradcam", "--layer", "fc2", "--run"])
         .arg(&run_dir)
         .arg("--image")

@@ -9,9 +9,10 @@
 
 mod common;
 
+use common::{fakelens, run_ok};
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use fakelens::inspect::face::FaceFinder;
 use fakelens::inspect::inputs::expand_inputs;
@@ -196,20 +197,14 @@ fn predict_writes_one_row_per_file_and_succeeds_despite_bad_ones() {
     )
     .unwrap();
     let csv = dir.path().join("verdicts.csv");
-    let output = Command::new(env!("CARGO_BIN_EXE_fakelens"))
-        .arg("predict")
-        .arg(&drop_dir)
-        .arg("--run")
-        .arg(&run)
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = run_ok(
+        fakelens()
+            .arg("predict")
+            .arg(&drop_dir)
+            .arg("--run")
+            .arg(&run)
+            .arg("--csv")
+            .arg(&csv),
     );
     let bad = corpus.iter().filter(|(_, e)| e.is_some()).count();
     let good = corpus.len() - bad;
@@ -241,7 +236,7 @@ fn predict_writes_one_row_per_file_and_succeeds_despite_bad_ones() {
     )
     .unwrap();
     std::fs::write(wrong_run.join("model.safetensors"), b"not a checkpoint").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fakelens"))
+    let output = fakelens()
         .arg("predict")
         .arg(&drop_dir)
         .arg("--run")

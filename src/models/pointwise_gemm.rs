@@ -56,14 +56,15 @@ impl PackedLhs {
                     // A transposed weight: each panel column lies in one piece.
                     for (p, column) in panel.chunks_exact_mut(MR).enumerate() {
                         let src = &a[p * col_stride + first..];
-                        if let (Some(src), true) = (src.first_chunk::<MR>(), rows == MR) {
+                        match src.first_chunk::<MR>() {
                             // A copy of fixed length: unrolled, where a slice copy calls
                             // memmove for every 12 values.
-                            for (v, &s) in column.iter_mut().zip(src) {
-                                *v = s;
+                            Some(full) if rows == MR => {
+                                for (v, &s) in column.iter_mut().zip(full) {
+                                    *v = s;
+                                }
                             }
-                        } else {
-                            column[..rows].copy_from_slice(&src[..rows]);
+                            _ => column[..rows].copy_from_slice(&src[..rows]),
                         }
                     }
                 } else if col_stride == 1 {

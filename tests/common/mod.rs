@@ -6,6 +6,25 @@ pub mod conv;
 pub mod formula;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The `fakelens` binary built for these tests.
+pub fn fakelens() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fakelens"))
+}
+
+/// Runs `command`, asserts that it exited 0 (showing its output if not), and returns its
+/// standard output.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
 
 /// The shared real dataset, if present (CI has it; a missing folder skips with a notice).
 pub fn lfw_faceswap() -> Option<PathBuf> {
