@@ -63,6 +63,13 @@ pub fn available() -> bool {
     super::kernels::available()
 }
 
+/// Pixel ranges each image's correlation is split into: one when there are at least as many
+/// images as threads (each image is a task of its own), else enough to keep every thread busy.
+fn pieces_per_image(images: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if images >= threads { 1 } else { 4 * threads }
+}
+
 /// Copies image `x` (c_in × h × w) into zero-padded planes of `stride` values each, laid out
 /// at the padded width.
 fn pad_image(x: &[f32], d: &DirectDims, stride: usize) -> Vec<f32> {
@@ -154,6 +161,7 @@ pub fn forward_with<T: Send>(
                 &mut wide,
                 outs,
                 plen,
+                pieces_per_image(d.n),
             );
             epilogue(out, &wide, plen);
         });
@@ -222,6 +230,7 @@ pub fn grad_input_with(builder: &WideGradient<'_>, w: &[f32], d: &DirectDims) ->
                 &mut padded,
                 outs,
                 plen,
+                pieces_per_image(d.n),
             );
             for c in 0..d.c_in {
                 for y in 0..d.h {

@@ -5,6 +5,8 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 /// Pixels per register block: four 16-lane vectors.
 pub const BLOCK: usize = 64;
 /// Output channels computed together (6 × 4 accumulators fill 24 of 32 vector registers).
@@ -60,7 +62,9 @@ impl<'a> FlatPlanes<'a> {
 
 /// `out[o][p] = Σᵢ Σₜ w[o][i][t] · input[i][p + offsets[t]]` for `p < plen`, where `w` is in
 /// `OUT_BLOCK` blocks (`[block][i][t][lane]`, zero in unused lanes) and `out` holds `outs`
-/// planes of `plen`. Does nothing if a length does not fit (the callers size everything).
+/// planes of `plen`. `pieces` splits each plane into that many pixel ranges run as parallel
+/// tasks (1 when the caller already keeps every thread busy, e.g. one image per task).
+/// Does nothing if a length does not fit (the callers size everything).
 pub fn correlate(
     input: FlatPlanes<'_>,
     offsets: &[usize],
@@ -68,6 +72,7 @@ pub fn correlate(
     out: &mut [f32],
     outs: usize,
     plen: usize,
+    pieces: usize,
 ) {
     let ins = input.count;
     let taps = offsets.len();
@@ -78,35 +83,52 @@ pub fn correlate(
         && input.holds(ins)
         && w.len() >= blocks * ins * taps * OUT_BLOCK
         && out.len() >= outs * plen;
-    if !fits {
+    if !fits || plen == 0 {
         debug_assert!(fits, "correlate: lengths do not fit");
         return;
     }
-    for block in 0..blocks {
-        let first = block * OUT_BLOCK;
-        let valid = OUT_BLOCK.min(outs - first);
+    // Pixel ranges of whole register blocks; every task gets a range of one channel block.
+    let range = (plen / BLOCK).div_ceil(pieces.max(1)) * BLOCK;
+    let mut tasks = Vec::new();
+    for (block, planes) in out[..outs * plen].chunks_mut(OUT_BLOCK * plen).enumerate() {
         let w = &w[block * ins * taps * OUT_BLOCK..(block + 1) * ins * taps * OUT_BLOCK];
-        let out = &mut out[first * plen..(first + valid) * plen];
+        let mut rows: Vec<_> = planes
+            .chunks_mut(plen)
+            .map(|p| p.chunks_mut(range))
+            .collect();
+        for start in (0..plen).step_by(range) {
+            let out_rows: Vec<&mut [f32]> = rows.iter_mut().filter_map(|r| r.next()).collect();
+            tasks.push((w, start, out_rows));
+        }
+    }
+    let run = |(w, start, mut out_rows): (&[f32], usize, Vec<&mut [f32]>)| {
+        let len = out_rows.first().map_or(0, |r| r.len());
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: AVX-512F is present (checked above). `fits` bounds every access: reads
-            // of `input` end before (ins−1)·stride + plen + max_offset ≤ ins·stride ≤ len;
-            // `w` holds ins·taps·OUT_BLOCK values; `out` holds `valid` planes of `plen`.
-            unsafe { avx512::correlate_block(input, offsets, w, out, valid, plen) };
-            continue;
+            // of `input` end before (ins−1)·stride + start + len + max_offset ≤ ins·stride
+            // (start + len ≤ plen); `w` holds ins·taps·OUT_BLOCK values; at most OUT_BLOCK
+            // rows, each of `len` values, a multiple of BLOCK.
+            unsafe { avx512::correlate_block(input, offsets, w, &mut out_rows, start, len) };
+            return;
         }
-        for o in 0..valid {
-            for p in 0..plen {
+        for (o, row) in out_rows.iter_mut().enumerate() {
+            for (p, value) in row.iter_mut().enumerate() {
                 let mut sum = 0.0;
                 for i in 0..ins {
-                    let plane = &input.data[i * input.stride..];
+                    let plane = &input.data[i * input.stride + start + p..];
                     for (t, &off) in offsets.iter().enumerate() {
-                        sum += w[(i * taps + t) * OUT_BLOCK + o] * plane[p + off];
+                        sum += w[(i * taps + t) * OUT_BLOCK + o] * plane[off];
                     }
                 }
-                out[o * plen + p] = sum;
+                *value = sum;
             }
         }
+    };
+    if tasks.len() > 1 && pieces > 1 {
+        tasks.into_par_iter().for_each(run);
+    } else {
+        tasks.into_iter().for_each(run);
     }
 }
 
@@ -206,7 +228,8 @@ mod avx512 {
     // registers instead of spilling them to the stack on every iteration.
     const _: () = assert!(BLOCK == 64 && OUT_BLOCK == 6 && TAP_BLOCK == 3);
 
-    /// One block of `OUT_BLOCK` output channels (the first `valid` stored).
+    /// One block of up to `OUT_BLOCK` output channels (one row each in `out_rows`), over the
+    /// `len` pixels from `start`.
     ///
     /// # Safety
     /// AVX-512F must be present, and the lengths must satisfy `correlate`'s `fits`.
@@ -215,16 +238,20 @@ mod avx512 {
         input: FlatPlanes<'_>,
         offsets: &[usize],
         w: &[f32],
-        out: &mut [f32],
-        valid: usize,
-        plen: usize,
+        out_rows: &mut [&mut [f32]],
+        start: usize,
+        len: usize,
     ) {
-        let src = input.data.as_ptr();
+        let src = input.data.as_ptr().wrapping_add(start);
         let w = w.as_ptr();
-        let dst = out.as_mut_ptr();
+        let mut dst = [std::ptr::null_mut::<f32>(); OUT_BLOCK];
+        for (d, row) in dst.iter_mut().zip(out_rows.iter_mut()) {
+            *d = row.as_mut_ptr();
+        }
+        let valid = out_rows.len().min(OUT_BLOCK);
         // SAFETY: the caller guarantees the bounds stated on `correlate`.
         unsafe {
-            for p in (0..plen).step_by(BLOCK) {
+            for p in (0..len).step_by(BLOCK) {
                 let mut acc = [_mm512_setzero_ps(); 24];
                 let mut wp = w;
                 for i in 0..input.count {
@@ -253,8 +280,8 @@ mod avx512 {
                         wp = wp.add(OUT_BLOCK);
                     }
                 }
-                for o in 0..valid {
-                    let row = dst.add(o * plen + p);
+                for (o, &d) in dst.iter().enumerate().take(valid) {
+                    let row = d.add(p);
                     _mm512_storeu_ps(row, acc[4 * o]);
                     _mm512_storeu_ps(row.add(16), acc[4 * o + 1]);
                     _mm512_storeu_ps(row.add(32), acc[4 * o + 2]);

@@ -100,6 +100,12 @@ fn dims(
 }
 
 fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(a), Some(b)) = (super::kernels::available(), T::as_f32(a), T::as_f32(b)) {
+        let n = a.len().min(b.len());
+        // SAFETY: AVX-512F is present; both slices hold `n` values.
+        return T::from_f64(f64::from(unsafe { avx512::dot(&a[..n], &b[..n]) }));
+    }
     let zero = T::from_f64(0.0);
     let mut partial = [zero; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -114,6 +120,22 @@ fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
         }
     }
     partial.iter().fold(tail, |s, &p| s + p)
+}
+
+/// `y += scale · x`.
+fn axpy<T: CpuFloat>(y: &mut [T], scale: T, x: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::available()
+        && let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y))
+    {
+        let n = x.len().min(y.len());
+        // SAFETY: AVX-512F is present; both slices hold `n` values.
+        unsafe { avx512::axpy(&mut y[..n], scale.to_f64() as f32, &x[..n]) };
+        return;
+    }
+    for (d, &v) in y.iter_mut().zip(x) {
+        *d += scale * v;
+    }
 }
 
 fn forward<T: CpuFloat>(
@@ -155,6 +177,7 @@ fn input_grad<T: CpuFloat>(
     // Each task streams its own band of weight rows front to back into a private sum (a
     // column split would read every row in short pieces, a page apart); the sums are added.
     let band = m.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let zero = T::from_f64(0.0);
     let partial_sums: Vec<Vec<T>> = w
         .par_chunks(band * k)
         .enumerate()
@@ -162,11 +185,13 @@ fn input_grad<T: CpuFloat>(
             let mut sum = vec![T::from_f64(0.0); rows * k];
             for (j, w_o) in w_band.chunks(k).enumerate() {
                 let o = i * band + j;
+                // Behind a ReLU, an inactive unit's gradient is zero in every row: its
+                // weight row adds nothing and is not read at all.
+                if g.chunks(m).all(|g_n| g_n[o] == zero) {
+                    continue;
+                }
                 for (sum_n, g_n) in sum.chunks_mut(k).zip(g.chunks(m)) {
-                    let scale = g_n[o];
-                    for (d, &v) in sum_n.iter_mut().zip(w_o) {
-                        *d += scale * v;
-                    }
+                    axpy(sum_n, g_n[o], w_o);
                 }
             }
             sum
@@ -182,6 +207,72 @@ fn input_grad<T: CpuFloat>(
         }
     }
     Ok((T::to_cpu_storage_owned(dx), Shape::from((rows, k))))
+}
+
+/// The f32 inner loops with AVX-512: four 16-lane partial sums (or updates) per step.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `Σ a[i]·b[i]`.
+    ///
+    /// # Safety
+    /// AVX-512F must be present and `b` at least as long as `a`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut i = 0;
+        // SAFETY: every load reads 16 values below `n`.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); 4];
+            while i + 64 <= n {
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let at = i + 16 * j;
+                    *acc = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(pa.add(at)),
+                        _mm512_loadu_ps(pb.add(at)),
+                        *acc,
+                    );
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                acc[0] = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i)),
+                    _mm512_loadu_ps(pb.add(i)),
+                    acc[0],
+                );
+                i += 16;
+            }
+            let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+            let tail: f32 = a[i..].iter().zip(&b[i..]).map(|(x, y)| x * y).sum();
+            _mm512_reduce_add_ps(sum) + tail
+        }
+    }
+
+    /// `y[i] += scale · x[i]`.
+    ///
+    /// # Safety
+    /// AVX-512F must be present and `x` at least as long as `y`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn axpy(y: &mut [f32], scale: f32, x: &[f32]) {
+        let n = y.len();
+        let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+        let mut i = 0;
+        // SAFETY: every load and store touches 16 values below `n`.
+        unsafe {
+            let s = _mm512_set1_ps(scale);
+            while i + 16 <= n {
+                let v = _mm512_fmadd_ps(s, _mm512_loadu_ps(px.add(i)), _mm512_loadu_ps(py.add(i)));
+                _mm512_storeu_ps(py.add(i), v);
+                i += 16;
+            }
+        }
+        for (d, &v) in y[i..].iter_mut().zip(&x[i..]) {
+            *d += scale * v;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +317,51 @@ mod tests {
             for (a, b) in fast.0.iter().zip(&slow.0).chain(fast.1.iter().zip(&slow.1)) {
                 assert!(
                     (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                    "{rows}x{m}x{k}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// The f32 path (AVX-512 where present) matches Candle's product within f32 rounding,
+    /// including upstream gradients that are zero for some units (rows skipped) or all.
+    #[test]
+    fn f32_path_matches_candle_with_zero_gradients() {
+        let dev = Device::Cpu;
+        for (rows, m, k) in [(1, 64, 16224), (2, 33, 100), (4, 17, 7)] {
+            let x = Tensor::randn(0.0f32, 1.0, (rows, k), &dev).unwrap();
+            let w = Tensor::randn(0.0f32, 1.0, (m, k), &dev).unwrap();
+            // Every third unit gets no gradient, as behind an inactive ReLU.
+            let mask: Vec<f32> = (0..rows * m)
+                .map(|i| if (i % m) % 3 == 0 { 0.0 } else { 1.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, (rows, m), &dev).unwrap();
+            let up = (Tensor::randn(0.0f32, 1.0, (rows, m), &dev).unwrap() * mask).unwrap();
+            let run = |fast: bool| {
+                let xv = Var::from_tensor(&x).unwrap();
+                let y = if fast {
+                    linear(xv.as_tensor(), &w, None).unwrap()
+                } else {
+                    xv.as_tensor().matmul(&w.t().unwrap()).unwrap()
+                };
+                let grads = (y.clone() * &up)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let dx = grads.get(xv.as_tensor()).unwrap().flatten_all().unwrap();
+                (
+                    y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    dx.to_vec1::<f32>().unwrap(),
+                )
+            };
+            let (fast, slow) = (run(true), run(false));
+            // Sums of k products of unit normals: rounding grows like √k·ε.
+            let tolerance = 1e-5 * (k as f32).sqrt();
+            for (a, b) in fast.0.iter().zip(&slow.0).chain(fast.1.iter().zip(&slow.1)) {
+                assert!(
+                    (a - b).abs() <= tolerance * (1.0 + b.abs()),
                     "{rows}x{m}x{k}: {a} vs {b}"
                 );
             }
