@@ -293,6 +293,26 @@ pub(crate) fn open_device(args: &BenchArgs) -> anyhow::Result<Device> {
     Ok(device)
 }
 
+/// The profile this binary was built with: `release`, or `debug` (debug assertions on,
+/// which check every pointer offset in the kernels' inner loops).
+pub fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// Says so when the numbers will not be representative of the app.
+pub fn warn_if_debug_build() {
+    if cfg!(debug_assertions) {
+        println!(
+            "warning: this is a debug build (debug assertions on); its kernels run up to 3x \
+             slower than the app's. Benchmark with `cargo run --release -- bench ...`"
+        );
+    }
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.suite {
         return crate::bench_suite::run_suite(args);
@@ -305,6 +325,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.mode.name(),
         args.steps
     );
+    warn_if_debug_build();
     let device = open_device(args)?;
     println!("device: {}", crate::device::describe(&device));
     if args.mode == BenchMode::Drop {

@@ -77,6 +77,7 @@ struct Row {
 
 #[derive(serde::Serialize)]
 struct Report {
+    build_profile: &'static str,
     threads: usize,
     device: String,
     gemm_gflops_fakelens: f64,
@@ -158,7 +159,11 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = crate::bench::open_device(args)?;
     let with_python = args.python != "none";
     let device_name = crate::device::describe(&device);
-    println!("benchmark suite: {device_name}, {threads} threads, 256x256 inputs");
+    println!(
+        "benchmark suite: {device_name}, {threads} threads, 256x256 inputs, {} build",
+        crate::bench::build_profile()
+    );
+    crate::bench::warn_if_debug_build();
     let gemm_ours = fakelens_gemm_gflops(&device)?;
     let gemm_args = ["--mode", "gemm", "--steps", "6", "--device"].map(String::from);
     let device_arg = crate::bench::reference_device(&device).to_string();
@@ -259,6 +264,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     print_data(&data_fakelens, data_pytorch.as_ref(), &rows);
     if let Some(out) = &args.out {
         let report = Report {
+            build_profile: crate::bench::build_profile(),
             threads,
             device: device_name,
             gemm_gflops_fakelens: gemm_ours,

@@ -130,9 +130,11 @@ impl Optimizer {
         }
     }
 
-    /// Back-propagates `loss` and applies one update.
+    /// Back-propagates `loss` and applies one update. The backward pass frees each
+    /// activation once it is done with it, so the step's graph cannot be back-propagated
+    /// again (tensors the caller still holds, such as the logits, are kept).
     pub fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
-        let grads = loss.backward()?;
+        let grads = loss.backward_releasing()?;
         match self {
             Optimizer::Adam(adam) => adam.step(&grads),
             Optimizer::Sgd(sgd) => sgd.step(&grads),

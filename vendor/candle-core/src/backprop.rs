@@ -1,4 +1,5 @@
 //! Methods for backpropagation of gradients.
+use crate::backend::{BackendDevice, BackendStorage};
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
 use std::collections::{hash_map::Entry, HashMap};
@@ -33,13 +34,21 @@ impl Tensor {
     /// argument.
     /// This assumes that the op graph is a DAG.
     pub fn sorted_nodes(&self) -> Vec<&Tensor> {
+        self.sorted_nodes_and_edges().0
+    }
+
+    /// The sorted nodes, and for every node reached how many graph edges lead to it (each
+    /// edge is one clone of the tensor held by a consumer's op; the root counts one).
+    fn sorted_nodes_and_edges(&self) -> (Vec<&Tensor>, HashMap<TensorId, usize>) {
         // The vec of sorted nodes is passed as an owned value rather than a mutable reference
         // to get around some lifetime limitations.
         fn walk<'a>(
             node: &'a Tensor,
             nodes: Vec<&'a Tensor>,
             already_seen: &mut HashMap<TensorId, bool>,
+            edges: &mut HashMap<TensorId, usize>,
         ) -> (bool, Vec<&'a Tensor>) {
+            *edges.entry(node.id()).or_default() += 1;
             if let Some(&tg) = already_seen.get(&node.id()) {
                 return (tg, nodes);
             }
@@ -57,11 +66,11 @@ impl Tensor {
                     | Op::ScatterAdd(t1, t2, t3, _)
                     | Op::CustomOp3(t1, t2, t3, _)
                     | Op::WhereCond(t1, t2, t3) => {
-                        let (tg, nodes) = walk(t1, nodes, already_seen);
+                        let (tg, nodes) = walk(t1, nodes, already_seen, edges);
                         track_grad |= tg;
-                        let (tg, nodes) = walk(t2, nodes, already_seen);
+                        let (tg, nodes) = walk(t2, nodes, already_seen, edges);
                         track_grad |= tg;
-                        let (tg, nodes) = walk(t3, nodes, already_seen);
+                        let (tg, nodes) = walk(t3, nodes, already_seen, edges);
                         track_grad |= tg;
                         nodes
                     }
@@ -91,14 +100,14 @@ impl Tensor {
                     | Op::IndexSelect(lhs, rhs, _)
                     | Op::Matmul(lhs, rhs)
                     | Op::SliceScatter0(lhs, rhs, _) => {
-                        let (tg, nodes) = walk(lhs, nodes, already_seen);
+                        let (tg, nodes) = walk(lhs, nodes, already_seen, edges);
                         track_grad |= tg;
-                        let (tg, nodes) = walk(rhs, nodes, already_seen);
+                        let (tg, nodes) = walk(rhs, nodes, already_seen, edges);
                         track_grad |= tg;
                         nodes
                     }
                     Op::Cat(args, _) => args.iter().fold(nodes, |nodes, arg| {
-                        let (tg, nodes) = walk(arg, nodes, already_seen);
+                        let (tg, nodes) = walk(arg, nodes, already_seen, edges);
                         track_grad |= tg;
                         nodes
                     }),
@@ -106,7 +115,7 @@ impl Tensor {
                         if *mul == 0. {
                             nodes
                         } else {
-                            let (tg, nodes) = walk(arg, nodes, already_seen);
+                            let (tg, nodes) = walk(arg, nodes, already_seen, edges);
                             track_grad |= tg;
                             nodes
                         }
@@ -133,13 +142,13 @@ impl Tensor {
                     | Op::Elu(node, _)
                     | Op::Powf(node, _)
                     | Op::CustomOp1(node, _) => {
-                        let (tg, nodes) = walk(node, nodes, already_seen);
+                        let (tg, nodes) = walk(node, nodes, already_seen, edges);
                         track_grad |= tg;
                         nodes
                     }
                     Op::ToDType(node) => {
                         if node.dtype().is_float() {
-                            let (tg, nodes) = walk(node, nodes, already_seen);
+                            let (tg, nodes) = walk(node, nodes, already_seen, edges);
                             track_grad |= tg;
                             nodes
                         } else {
@@ -157,13 +166,48 @@ impl Tensor {
             }
             (track_grad, nodes)
         }
-        let (_tg, mut nodes) = walk(self, vec![], &mut HashMap::new());
+        let mut edges = HashMap::new();
+        let (_tg, mut nodes) = walk(self, vec![], &mut HashMap::new(), &mut edges);
         nodes.reverse();
-        nodes
+        (nodes, edges)
     }
 
     pub fn backward(&self) -> Result<GradStore> {
-        let sorted_nodes = self.sorted_nodes();
+        self.backward_impl(false)
+    }
+
+    /// `backward`, freeing each intermediate CPU tensor's values as soon as the pass is done
+    /// with them, as PyTorch frees saved activations during its backward pass: the peak memory
+    /// of a training step is then well below "every activation plus the gradients".
+    ///
+    /// A tensor is freed only when nothing outside the graph can still read it: it is not a
+    /// variable, not `self`, every reference to it is a graph edge of a node already
+    /// processed, and no other tensor shares its storage (views, clones held by the caller or
+    /// by a custom op keep it). Afterwards the graph cannot be back-propagated again.
+    pub fn backward_releasing(&self) -> Result<GradStore> {
+        self.backward_impl(true)
+    }
+
+    /// Frees `node`'s values if only the `edges` graph references reach it (see
+    /// `backward_releasing`).
+    fn release_if_unreferenced(node: &Tensor, edges: usize) {
+        if node.is_variable() || node.handle_count() != edges {
+            return;
+        }
+        if std::sync::Arc::strong_count(node.storage_arc()) != 1 {
+            return;
+        }
+        let mut storage = node.storage_mut();
+        if let crate::Storage::Cpu(cpu) = &*storage {
+            let empty = crate::cpu_backend::CpuDevice.zeros_impl(&crate::Shape::from(0), cpu.dtype());
+            if let Ok(empty) = empty {
+                *storage = crate::Storage::Cpu(empty);
+            }
+        }
+    }
+
+    fn backward_impl(&self, release: bool) -> Result<GradStore> {
+        let (sorted_nodes, edges) = self.sorted_nodes_and_edges();
         let mut grads = GradStore::new();
         grads.insert(self, self.ones_like()?.contiguous()?);
         for node in sorted_nodes.iter() {
@@ -680,6 +724,11 @@ impl Tensor {
                         grads.accumulate(arg, &arg_grad)?;
                     }
                 };
+            }
+            if release && node.id() != self.id() {
+                if let Some(&count) = edges.get(&node.id()) {
+                    Self::release_if_unreferenced(node, count);
+                }
             }
         }
         Ok(grads)

@@ -2763,6 +2763,17 @@ impl Tensor {
         self.storage.read_recursive()
     }
 
+    /// The shared storage itself (its reference count tells whether another tensor, e.g. a
+    /// view, shares it).
+    pub(crate) fn storage_arc(&self) -> &Arc<RwLock<Storage>> {
+        &self.storage
+    }
+
+    /// How many `Tensor` handles share this tensor (clones held by ops, callers, stores).
+    pub(crate) fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     /// Acquire write lock on storage and returns guard.
     pub(crate) fn storage_mut(&self) -> StorageMutRef<'_> {
         self.storage.write()
