@@ -338,11 +338,16 @@ fn conv_forward<T: CpuFloat>(
     let threads = inner_threads(d.n);
     // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
     let lhs = WeightLhs::new(w, (d.c_out, d.patch()), (d.patch(), 1), d.is_pointwise());
+    // Xception's separable convs have no bias: then the product is the result as it is.
+    let epilogue = relu || b.iter().any(|&v| v != zero);
     out.par_chunks_mut(d.c_out * ohw)
         .zip(x.par_chunks(d.in_plane()))
         .try_for_each(|(y, x)| {
             let product = |y: &mut [T], col: &[T]| {
                 lhs.product(y, col, ohw, threads).map_err(gemm_err)?;
+                if !epilogue {
+                    return Ok(());
+                }
                 for (plane, &bias) in y.chunks_mut(ohw).zip(b) {
                     for v in plane.iter_mut() {
                         let z = *v + bias;
