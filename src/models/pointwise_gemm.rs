@@ -428,6 +428,7 @@ mod tests {
             (13, 300, 45, false, true, 2),
             (728, 728, 256, true, false, 2),
             (5, 600, 7, true, true, 1),
+            (100, 50, 20, true, false, 2),
             (64, 33, 1000, false, false, 2),
         ] {
             let (ldb, ldc) = (n + 3, n + 5);
