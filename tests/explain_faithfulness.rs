@@ -99,14 +99,22 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
         .unwrap()
         .path
         .clone();
-    run_ok(
-        fakelens()
-            .args(["explain", "--method", "gradcam++", "--run"])
+    // `fakelens explain ARGS --run RUN --out OUT`, to which each call adds its input.
+    let explain = |args: &[&str]| {
+        let mut command = fakelens();
+        command
+            .arg("explain")
+            .args(args)
+            .arg("--run")
             .arg(&run_dir)
-            .arg("--image")
-            .arg(&image)
             .arg("--out")
-            .arg(&out),
+            .arg(&out);
+        command
+    };
+    run_ok(
+        explain(&["--method", "gradcam++"])
+            .arg("--image")
+            .arg(&image),
     );
     let stem = image.file_stem().unwrap().to_string_lossy().to_string();
     let npy = std::fs::read(out.join(format!("{stem}.simplenet-demo.gradcam++.npy"))).unwrap();
@@ -115,22 +123,16 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
     assert_eq!((png.width(), png.height()), (256, 256));
 
     let stdout = run_ok(
-        fakelens()
-            .args([
-                "explain",
-                "--method",
-                "saliency",
-                "--mean",
-                "--metrics",
-                "--limit",
-                "5",
-            ])
-            .arg("--run")
-            .arg(&run_dir)
-            .arg("--data")
-            .arg(&root)
-            .arg("--out")
-            .arg(&out),
+        explain(&[
+            "--method",
+            "saliency",
+            "--mean",
+            "--metrics",
+            "--limit",
+            "5",
+        ])
+        .arg("--data")
+        .arg(&root),
     );
     assert!(stdout.contains("pointing game"), "{stdout}");
     for file in [
@@ -149,35 +151,25 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
 
     // The course's figure: six confident fakes, each followed by its map, in one row.
     run_ok(
-        fakelens()
-            .args([
-                "explain",
-                "--method",
-                "saliency",
-                "--pick",
-                "confident-fake",
-                "--count",
-                "6",
-            ])
-            .arg("--run")
-            .arg(&run_dir)
-            .arg("--data")
-            .arg(&root)
-            .arg("--out")
-            .arg(&out),
+        explain(&[
+            "--method",
+            "saliency",
+            "--pick",
+            "confident-fake",
+            "--count",
+            "6",
+        ])
+        .arg("--data")
+        .arg(&root),
     );
     let figure = image::open(out.join("grid.simplenet-demo.saliency.png")).unwrap();
     assert_eq!((figure.width(), figure.height()), (12 * 128 + 11 * 2, 128));
     let maps = std::fs::read_dir(out.join("maps.simplenet-demo.saliency")).unwrap();
     assert_eq!(maps.count(), 6);
 
-    let output = fakelens()
-        .args(["explain", "--method", "gradcam", "--layer", "fc2", "--run"])
-        .arg(&run_dir)
+    let output = explain(&["--method", "gradcam", "--layer", "fc2"])
         .arg("--image")
         .arg(&image)
-        .arg("--out")
-        .arg(&out)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -101,7 +101,9 @@ fn dims(
 
 fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
     #[cfg(target_arch = "x86_64")]
-    if let (true, Some(a), Some(b)) = (super::kernels::available(), T::as_f32(a), T::as_f32(b)) {
+    if super::kernels::available()
+        && let (Some(a), Some(b)) = (T::as_f32(a), T::as_f32(b))
+    {
         let n = a.len().min(b.len());
         // SAFETY: AVX-512F is present; both slices hold `n` values.
         return T::from_f64(f64::from(unsafe { avx512::dot(&a[..n], &b[..n]) }));
@@ -278,7 +280,40 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
+
+    /// `linear`'s output and its input gradient for the loss `Σ y·up`, flattened and as f64:
+    /// `[fast path, Candle's product]`.
+    fn fast_and_reference(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        up: &Tensor,
+    ) -> [(Vec<f64>, Vec<f64>); 2] {
+        [true, false].map(|fast| {
+            let xv = Var::from_tensor(x).unwrap();
+            let y = if fast {
+                linear(xv.as_tensor(), w, b).unwrap()
+            } else {
+                let y = xv.as_tensor().matmul(&w.t().unwrap()).unwrap();
+                match b {
+                    Some(b) => y.broadcast_add(b).unwrap(),
+                    None => y,
+                }
+            };
+            let grads = (y.clone() * up)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let values = |t: &Tensor| {
+                let t = t.flatten_all().unwrap().to_dtype(DType::F64).unwrap();
+                t.to_vec1::<f64>().unwrap()
+            };
+            (values(&y), values(grads.get(xv.as_tensor()).unwrap()))
+        })
+    }
 
     /// The matrix-vector path gives Candle's product and its input gradient (f64, so the
     /// different summation orders agree to rounding), on shapes with odd tails.
@@ -290,30 +325,7 @@ mod tests {
             let w = Tensor::randn(0.0f64, 1.0, (m, k), &dev).unwrap();
             let b = Tensor::randn(0.0f64, 1.0, m, &dev).unwrap();
             let up = Tensor::randn(0.0f64, 1.0, (rows, m), &dev).unwrap();
-            let run = |fast: bool| {
-                let xv = Var::from_tensor(&x).unwrap();
-                let y = if fast {
-                    linear(xv.as_tensor(), &w, Some(&b)).unwrap()
-                } else {
-                    xv.as_tensor()
-                        .matmul(&w.t().unwrap())
-                        .unwrap()
-                        .broadcast_add(&b)
-                        .unwrap()
-                };
-                let dx = (y.clone() * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let dx = dx.get(xv.as_tensor()).unwrap().flatten_all().unwrap();
-                (
-                    y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
-                    dx.to_vec1::<f64>().unwrap(),
-                )
-            };
-            let (fast, slow) = (run(true), run(false));
+            let [fast, slow] = fast_and_reference(&x, &w, Some(&b), &up);
             for (a, b) in fast.0.iter().zip(&slow.0).chain(fast.1.iter().zip(&slow.1)) {
                 assert!(
                     (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
@@ -337,28 +349,9 @@ mod tests {
                 .collect();
             let mask = Tensor::from_vec(mask, (rows, m), &dev).unwrap();
             let up = (Tensor::randn(0.0f32, 1.0, (rows, m), &dev).unwrap() * mask).unwrap();
-            let run = |fast: bool| {
-                let xv = Var::from_tensor(&x).unwrap();
-                let y = if fast {
-                    linear(xv.as_tensor(), &w, None).unwrap()
-                } else {
-                    xv.as_tensor().matmul(&w.t().unwrap()).unwrap()
-                };
-                let grads = (y.clone() * &up)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let dx = grads.get(xv.as_tensor()).unwrap().flatten_all().unwrap();
-                (
-                    y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                    dx.to_vec1::<f32>().unwrap(),
-                )
-            };
-            let (fast, slow) = (run(true), run(false));
+            let [fast, slow] = fast_and_reference(&x, &w, None, &up);
             // Sums of k products of unit normals: rounding grows like √k·ε.
-            let tolerance = 1e-5 * (k as f32).sqrt();
+            let tolerance = 1e-5 * (k as f64).sqrt();
             for (a, b) in fast.0.iter().zip(&slow.0).chain(fast.1.iter().zip(&slow.1)) {
                 assert!(
                     (a - b).abs() <= tolerance * (1.0 + b.abs()),
