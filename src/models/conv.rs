@@ -337,7 +337,13 @@ fn conv_forward<T: CpuFloat>(
     let mut out = filled(d.n * d.c_out * ohw, zero);
     let threads = inner_threads(d.n);
     // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
-    let lhs = WeightLhs::new(w, (d.c_out, d.patch()), (d.patch(), 1), d.is_pointwise());
+    let lhs = WeightLhs::new(
+        w,
+        (d.c_out, d.patch()),
+        (d.patch(), 1),
+        d.n,
+        d.is_pointwise(),
+    );
     // Xception's separable convs have no bias: then the product is the result as it is.
     let epilogue = relu || b.iter().any(|&v| v != zero);
     out.par_chunks_mut(d.c_out * ohw)
@@ -382,7 +388,13 @@ fn conv_grad_input<T: CpuFloat>(
     let mut out = filled(d.n * d.in_plane(), T::from_f64(0.0));
     let threads = inner_threads(d.n);
     // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
-    let lhs = WeightLhs::new(w, (d.patch(), d.c_out), (1, d.patch()), d.is_pointwise());
+    let lhs = WeightLhs::new(
+        w,
+        (d.patch(), d.c_out),
+        (1, d.patch()),
+        d.n,
+        d.is_pointwise(),
+    );
     out.par_chunks_mut(d.in_plane())
         .zip(g.par_chunks(d.c_out * ohw))
         .try_for_each(|(dx, gy)| {

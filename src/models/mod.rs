@@ -14,6 +14,7 @@ pub mod import;
 pub mod kernels;
 pub mod params;
 pub mod pointwise_gemm;
+pub mod pointwise_lhs;
 pub mod pointwise_weight_grad;
 pub mod pool;
 pub mod shifted;

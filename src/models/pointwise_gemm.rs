@@ -1,190 +1,68 @@
 //! The matrix product of a 1×1 convolution whose left operand is the layer's weight (forward:
-//! `y = w · x`; input gradient: `dx = wᵀ · dy`), in f32 on AVX-512. The weight is packed once
-//! per op call into 12-row panels and shared by every image, where a general blocked product
-//! repacks it for each image (for Xception's 728×728 middle-flow weights at 16×16 pixels that
-//! packing is half as much work as the product itself); the image's `channels × pixels`
-//! operand is read in place, row by row, with no packing at all. Other cases keep
-//! `gemm::matmul` (`WeightLhs` picks).
+//! `y = w · x`; input gradient: `dx = wᵀ · dy`), in f32 on AVX-512. For a batch the weight is
+//! packed once per op call into 12-row panels shared by every image, where a general blocked
+//! product repacks it for each image; for one image it is read in place (`pointwise_lhs`).
+//! Each pass copies a 32-column strip of the image's `channels × pixels` operand to
+//! contiguous rows, which every panel then reads from L1. Other cases keep `gemm::matmul`
+//! (`WeightLhs` picks).
 
 use rayon::prelude::*;
 
 use super::cpu_float::CpuFloat;
 use super::gemm::{GemmShapeError, MatRef, matmul};
+use super::pointwise_lhs::MR;
+pub use super::pointwise_lhs::{Lhs, PackedLhs, StridedLhs};
 
-/// Rows of a packed panel (12 × 2 accumulator vectors: 24 of the 32 vector registers).
-const MR: usize = 12;
 /// Columns of one kernel call: two 16-lane vectors.
 const NR: usize = 32;
 /// Depth of one pass over the right operand (32 columns × 256 rows = 32 KiB stay in L1).
 const KC: usize = 256;
+/// The depth of one pass for a transposed left operand read in place (see `depth_per_pass`).
+const KC_TRANSPOSED_IN_PLACE: usize = 128;
 
 /// Whether the product runs here (AVX-512F present and the portable paths not forced).
 pub fn available() -> bool {
     super::kernels::available()
 }
 
-/// A `m × k` left operand packed into panels of `MR` rows: element (i, p) of panel `r` at
-/// `(r·k + p)·MR + i - r·MR`, zero below the last row.
-pub struct PackedLhs {
-    data: Vec<f32>,
-    m: usize,
-    k: usize,
-}
-
-impl PackedLhs {
-    /// Packs the `m × k` matrix whose element (i, p) is `a[i·row_stride + p·col_stride]`;
-    /// `None` if that reaches outside `a`.
-    pub fn pack(
-        a: &[f32],
-        m: usize,
-        k: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Option<PackedLhs> {
-        let last = (m.checked_sub(1)?) * row_stride + (k.checked_sub(1)?) * col_stride;
-        if last >= a.len() {
-            return None;
-        }
-        let panels = m.div_ceil(MR);
-        let mut data = reused_buffer(panels * k * MR);
-        // In parallel: for a single image (saliency) packing is a tenth of the work.
-        data.par_chunks_mut(k * MR)
-            .enumerate()
-            .for_each(|(r, panel)| {
-                let (first, rows) = (r * MR, MR.min(m - r * MR));
-                if row_stride == 1 {
-                    // A transposed weight: each panel column lies in one piece.
-                    for (p, column) in panel.chunks_exact_mut(MR).enumerate() {
-                        let src = &a[p * col_stride + first..];
-                        match src.first_chunk::<MR>() {
-                            // A copy of fixed length: unrolled, where a slice copy calls
-                            // memmove for every 12 values.
-                            Some(full) if rows == MR => {
-                                for (v, &s) in column.iter_mut().zip(full) {
-                                    *v = s;
-                                }
-                            }
-                            _ => column[..rows].copy_from_slice(&src[..rows]),
-                        }
-                    }
-                } else if col_stride == 1 {
-                    // A row-major weight: rows are read in one piece and scattered.
-                    for i in 0..rows {
-                        let row = &a[(first + i) * row_stride..][..k];
-                        for (column, &v) in panel.chunks_mut(MR).zip(row) {
-                            column[i] = v;
-                        }
-                    }
-                } else {
-                    for (p, column) in panel.chunks_mut(MR).enumerate() {
-                        for (i, v) in column.iter_mut().take(rows).enumerate() {
-                            *v = a[(first + i) * row_stride + p * col_stride];
-                        }
-                    }
-                }
-            });
-        Some(PackedLhs { data, m, k })
-    }
-
-    /// Packs `blocks` side-by-side `m × block_k` row-major matrices, block `b` starting at
-    /// `a[b·block_stride]` with row stride `block_k`, as one `m × (blocks·block_k)` matrix
-    /// (a batch of `channels × pixels` gradients laid end to end along the reduction axis);
-    /// `None` if that reaches outside `a`.
-    pub fn pack_blocks(
-        a: &[f32],
-        m: usize,
-        blocks: usize,
-        block_k: usize,
-        block_stride: usize,
-    ) -> Option<PackedLhs> {
-        let last = (blocks.checked_sub(1)?) * block_stride + m.checked_sub(1)? * block_k;
-        if last + block_k.checked_sub(1)? >= a.len() {
-            return None;
-        }
-        let k = blocks * block_k;
-        let mut data = reused_buffer(m.div_ceil(MR) * k * MR);
-        data.par_chunks_mut(k * MR)
-            .enumerate()
-            .for_each(|(r, panel)| {
-                let rows = MR.min(m - r * MR);
-                for (b, block) in panel.chunks_mut(block_k * MR).enumerate() {
-                    for i in 0..rows {
-                        let src = &a[b * block_stride + (r * MR + i) * block_k..][..block_k];
-                        for (column, &v) in block.chunks_mut(MR).zip(src) {
-                            column[i] = v;
-                        }
-                    }
-                }
-            });
-        Some(PackedLhs { data, m, k })
-    }
-}
-
-thread_local! {
-    /// Buffers of dropped packed operands, for the next packing on this thread: a fresh
-    /// multi-megabyte buffer per op call was measured at a third of the packing time (page
-    /// faults and zeroing).
-    static SPARE_BUFFERS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Spare buffers kept per thread (a forward pass holds one packed weight at a time; the
-/// backward pass, one per gradient).
-const MAX_SPARE_BUFFERS: usize = 2;
-
-/// `len` zeros, in a spare buffer when this thread has one.
-fn reused_buffer(len: usize) -> Vec<f32> {
-    let spare = SPARE_BUFFERS
-        .try_with(|spares| spares.borrow_mut().pop())
-        .ok()
-        .flatten();
-    let mut data = spare.unwrap_or_default();
-    data.clear();
-    data.resize(len, 0.0);
-    data
-}
-
-impl Drop for PackedLhs {
-    fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        let _ = SPARE_BUFFERS.try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            if spares.len() < MAX_SPARE_BUFFERS {
-                spares.push(data);
-            }
-        });
-    }
-}
-
-/// A convolution's weight as the left operand of every image's product: packed once per op
-/// call when the kernel runs (f32, AVX-512), otherwise read in place by `gemm::matmul`.
+/// A convolution's weight as the left operand of every image's product: for f32 on AVX-512,
+/// packed once per op call when several images share it, read in place for one image (the
+/// packing then cost as much as the product: measured 1.9 vs 0.9 ms for Xception's 728×728
+/// weight at 16×16 pixels, 2.0 vs 0.9 ms for a 1024×1024 one at 8×8); otherwise read in
+/// place by `gemm::matmul`.
 pub enum WeightLhs<'a, T> {
     Packed(PackedLhs),
+    InPlace(StridedLhs<'a>),
     Plain(MatRef<'a, T>),
 }
 
 impl<'a, T: CpuFloat> WeightLhs<'a, T> {
-    /// The `m × k` matrix whose element (i, p) is `w[i·row_stride + p·col_stride]`, packed
-    /// if `pack` (the callers pack for stride-1 1×1 convs only: on the spatial and strided
-    /// convs, with few output channels and many pixels, measuring showed no gain).
+    /// The `m × k` matrix whose element (i, p) is `w[i·row_stride + p·col_stride]`, for
+    /// `images` products; on this file's kernel if `pointwise` (the callers use it for
+    /// stride-1 1×1 convs only: on the spatial and strided convs, with few output channels
+    /// and many pixels, measuring showed no gain).
     pub fn new(
         w: &'a [T],
         (m, k): (usize, usize),
         (row_stride, col_stride): (usize, usize),
-        pack: bool,
+        images: usize,
+        pointwise: bool,
     ) -> Self {
-        let packed = T::as_f32(w)
-            .filter(|_| pack && available())
-            .and_then(|w| PackedLhs::pack(w, m, k, row_stride, col_stride));
-        match packed {
-            Some(p) => WeightLhs::Packed(p),
-            None => WeightLhs::Plain(MatRef {
-                data: w,
-                rows: m,
-                cols: k,
-                row_stride,
-                col_stride,
-            }),
-        }
+        let here = T::as_f32(w).filter(|_| pointwise && available());
+        let lhs = here.and_then(|w| {
+            if images > 1 {
+                PackedLhs::pack(w, m, k, row_stride, col_stride).map(WeightLhs::Packed)
+            } else {
+                StridedLhs::new(w, m, k, row_stride, col_stride).map(WeightLhs::InPlace)
+            }
+        });
+        lhs.unwrap_or(WeightLhs::Plain(MatRef {
+            data: w,
+            rows: m,
+            cols: k,
+            row_stride,
+            col_stride,
+        }))
     }
 
     /// `dst (m × n) = self · rhs (k × n)`, both row-major.
@@ -195,29 +73,39 @@ impl<'a, T: CpuFloat> WeightLhs<'a, T> {
         n: usize,
         threads: usize,
     ) -> Result<(), GemmShapeError> {
-        match self {
-            WeightLhs::Packed(a) => {
-                let done = match (T::as_f32(rhs), T::as_f32_mut(dst)) {
-                    (Some(b), Some(c)) => product(a, b, n, n, c, n, false, threads),
-                    _ => false,
-                };
-                if done {
-                    Ok(())
-                } else {
-                    Err(GemmShapeError(format!(
-                        "packed product of {}x{} by {} values for {n} columns into {}",
-                        a.m,
-                        a.k,
-                        rhs.len(),
-                        dst.len()
-                    )))
-                }
-            }
+        let lhs = match self {
+            WeightLhs::Packed(a) => Lhs::Packed(a),
+            WeightLhs::InPlace(a) => Lhs::InPlace(*a),
             WeightLhs::Plain(lhs) => {
                 let rhs = MatRef::row_major(rhs, lhs.cols, n);
-                matmul(dst, *lhs, rhs, false, threads)
+                return matmul(dst, *lhs, rhs, false, threads);
             }
+        };
+        let done = match (T::as_f32(rhs), T::as_f32_mut(dst)) {
+            (Some(b), Some(c)) => product(lhs, b, n, n, c, n, false, threads),
+            _ => false,
+        };
+        if done {
+            return Ok(());
         }
+        let (m, k) = lhs.dims();
+        Err(GemmShapeError(format!(
+            "product of {m}x{k} by {} values for {n} columns into {}",
+            rhs.len(),
+            dst.len()
+        )))
+    }
+}
+
+/// Depth of one pass over the right operand. A transposed weight read in place (an input
+/// gradient's `wᵀ`) brings a cache line or two per depth step where a panel brings three
+/// quarters of one, and at `KC` those lines crowded the copied strip out of L1: 128 measured
+/// 1.3–1.6× faster on Xception's shapes (256 kept elsewhere: no difference).
+fn depth_per_pass(a: &Lhs<'_>) -> usize {
+    if a.is_transposed_in_place() {
+        KC_TRANSPOSED_IN_PLACE
+    } else {
+        KC
     }
 }
 
@@ -226,7 +114,7 @@ impl<'a, T: CpuFloat> WeightLhs<'a, T> {
 /// is unavailable or a length does not fit.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
-    a: &PackedLhs,
+    a: Lhs<'_>,
     b: &[f32],
     ldb: usize,
     n: usize,
@@ -235,7 +123,7 @@ pub fn product(
     accumulate: bool,
     threads: usize,
 ) -> bool {
-    let (m, k) = (a.m, a.k);
+    let (m, k) = a.dims();
     let fits = n > 0
         && ldb >= n
         && ldc >= n
@@ -244,19 +132,26 @@ pub fn product(
     if !(available() && fits) {
         return false;
     }
-    let strips = n.div_ceil(NR);
-    let per_thread = strips.div_ceil(threads.max(1));
+    let (strips, panels, threads) = (n.div_ceil(NR), m.div_ceil(MR), threads.max(1));
+    // Tasks split the operand that is larger, so that each reads only its share of it: the
+    // columns (every task reads all of `a`) when there are more columns than rows, else
+    // the row panels (every task reads all of `b`, a handful of pixels at one image).
+    let by_rows = m > n && panels >= threads;
+    let (units, unit) = if by_rows { (panels, MR) } else { (strips, NR) };
+    let per_task = units.div_ceil(threads);
     let c_at = SharedMut(c.as_mut_ptr());
-    (0..strips.div_ceil(per_thread))
-        .into_par_iter()
-        .for_each(|t| {
-            let first = t * per_thread * NR;
-            let last = ((t + 1) * per_thread * NR).min(n);
-            // SAFETY: `fits` bounds every b and c index below (rows < k or m, columns < n);
-            // AVX-512F is present (`available`); this task writes only c's columns
-            // first..last, disjoint from every other task's.
-            unsafe { columns(a, b.as_ptr(), ldb, first, last, c_at.get(), ldc, accumulate) }
-        });
+    (0..units.div_ceil(per_task)).into_par_iter().for_each(|t| {
+        let share = t * per_task * unit..((t + 1) * per_task * unit);
+        let (rows, cols) = if by_rows {
+            (share.start..share.end.min(m), 0..n)
+        } else {
+            (0..m, share.start..share.end.min(n))
+        };
+        // SAFETY: `fits` bounds every b and c index below (rows < k or m, columns < n);
+        // AVX-512F is present (`available`); this task writes only c's block rows × cols,
+        // disjoint from every other task's.
+        unsafe { block(a, b.as_ptr(), ldb, rows, cols, c_at.get(), ldc, accumulate) }
+    });
     true
 }
 
@@ -273,49 +168,101 @@ impl SharedMut {
     }
 }
 
-/// Columns `first..last` of the product.
+/// The block `rows × cols` of the product (`rows` starting on a panel boundary).
 ///
 /// # Safety
-/// AVX-512F must be present; `b` must hold `k` rows of stride `ldb` covering the columns and
-/// `c` `m` rows of stride `ldc`; nothing else may access those columns of `c`.
+/// AVX-512F must be present; `b` must hold `k` rows of stride `ldb` covering `cols` and `c`
+/// `m` rows of stride `ldc`; nothing else may access that block of `c`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn columns(
-    a: &PackedLhs,
+unsafe fn block(
+    a: Lhs<'_>,
     b: *const f32,
     ldb: usize,
-    first: usize,
-    last: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    for p0 in (0..a.k).step_by(KC) {
-        let depth = KC.min(a.k - p0);
-        for j in (first..last).step_by(NR) {
-            let width = NR.min(last - j);
-            for r in 0..a.m.div_ceil(MR) {
-                let rows = MR.min(a.m - r * MR);
-                // SAFETY: the caller's bounds; panel r's columns p0..p0+depth are inside
-                // `a.data` (panels × k × MR values).
-                unsafe {
-                    kernel(
-                        a.data.as_ptr().add((r * a.k + p0) * MR),
-                        b.add(p0 * ldb + j),
-                        ldb,
-                        depth,
-                        c.add(r * MR * ldc + j),
-                        ldc,
-                        rows,
-                        width,
-                        accumulate || p0 > 0,
-                    )
+    {
+        // The strip of `b` one pass reads, copied to contiguous rows of NR: read in place, a
+        // power-of-two row stride (16×16 or 64×64 pixels) maps all its rows onto a few L1
+        // sets, and every panel then reread it from L2 (measured: the kernel ran at half
+        // the core's peak).
+        let mut strip_buffer = vec![0.0f32; KC * NR + STRIP_ALIGN];
+        let offset = strip_buffer.as_ptr().align_offset(STRIP_ALIGN * 4);
+        let strip = &mut strip_buffer[offset.min(STRIP_ALIGN)..][..KC * NR];
+        let k = a.dims().1;
+        let kc = depth_per_pass(&a);
+        for p0 in (0..k).step_by(kc) {
+            let depth = kc.min(k - p0);
+            for j in cols.clone().step_by(NR) {
+                let width = NR.min(cols.end - j);
+                // SAFETY: the caller's bounds cover rows p0..p0+depth, columns j..j+width.
+                unsafe { copy_strip(b.add(p0 * ldb + j), ldb, depth, width, strip) };
+                for r in rows.start / MR..rows.end.div_ceil(MR) {
+                    let panel_rows = MR.min(rows.end - r * MR);
+                    // SAFETY: the caller's bounds; panel r's columns p0..p0+depth are inside
+                    // `a.data` (panels × k × MR values); the strip holds depth rows of NR.
+                    let (panel, a_rows, a_col_stride) = a.panel(r);
+                    unsafe {
+                        kernel(
+                            panel.add(p0 * a_col_stride),
+                            a_rows,
+                            a_col_stride,
+                            strip.as_ptr(),
+                            NR,
+                            depth,
+                            c.add(r * MR * ldc + j),
+                            ldc,
+                            panel_rows,
+                            width,
+                            accumulate || p0 > 0,
+                        )
+                    }
                 }
             }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (a, b, ldb, first, last, c, ldc, accumulate);
+    let _ = (a, b, ldb, rows, cols, c, ldc, accumulate);
+}
+
+/// Alignment of the copied strip, in values (one 64-byte cache line).
+const STRIP_ALIGN: usize = 16;
+
+/// `strip[p·NR..][..width] = b[p·ldb..][..width]` for `p < depth`.
+///
+/// # Safety
+/// AVX-512F; `b` holds `depth` rows of `width ≤ NR` values at stride `ldb`; `strip` holds
+/// at least `depth × NR` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_strip(b: *const f32, ldb: usize, depth: usize, width: usize, strip: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
+    for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
+        // SAFETY: the caller's bounds; masked lanes are neither read nor written.
+        unsafe {
+            let src = b.add(p * ldb);
+            _mm512_storeu_ps(row.as_mut_ptr(), _mm512_maskz_loadu_ps(m0, src));
+            _mm512_storeu_ps(
+                row.as_mut_ptr().add(16),
+                _mm512_maskz_loadu_ps(m1, src.add(16)),
+            );
+        }
+    }
+}
+
+/// The first `lanes` of 16 lanes.
+#[cfg(target_arch = "x86_64")]
+fn lane_mask(lanes: usize) -> u16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        ((1u32 << lanes) - 1) as u16
+    }
 }
 
 /// `c[0..rows][0..width] (=|+=) Σₚ a[p][0..MR] ⊗ b[p][0..width]` for `p < depth`.
@@ -328,6 +275,8 @@ unsafe fn columns(
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     a: *const f32,
+    a_rows: [usize; MR],
+    a_col_stride: usize,
     b: *const f32,
     ldb: usize,
     depth: usize,
@@ -338,14 +287,7 @@ unsafe fn kernel(
     load_c: bool,
 ) {
     use std::arch::x86_64::*;
-    let mask = |lanes: usize| -> __mmask16 {
-        if lanes >= 16 {
-            0xffff
-        } else {
-            ((1u32 << lanes) - 1) as __mmask16
-        }
-    };
-    let (m0, m1) = (mask(width), mask(width.saturating_sub(16)));
+    let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
     // Twenty-four named accumulators (an array of them is spilled to the stack every step).
     let z = _mm512_setzero_ps();
     let (mut a0, mut b0, mut a1, mut b1, mut a2, mut b2) = (z, z, z, z, z, z);
@@ -358,10 +300,10 @@ unsafe fn kernel(
             let row = b.add(p * ldb);
             let x0 = _mm512_maskz_loadu_ps(m0, row);
             let x1 = _mm512_maskz_loadu_ps(m1, row.add(16));
-            let ap = a.add(p * MR);
+            let ap = a.add(p * a_col_stride);
             macro_rules! fma {
                 ($i:expr, $lo:ident, $hi:ident) => {
-                    let s = _mm512_set1_ps(*ap.add($i));
+                    let s = _mm512_set1_ps(*ap.add(a_rows[$i]));
                     $lo = _mm512_fmadd_ps(s, x0, $lo);
                     $hi = _mm512_fmadd_ps(s, x1, $hi);
                 };
@@ -414,9 +356,10 @@ mod tests {
         (0..count).map(|i| ((a * i as f64).sin()) as f32).collect()
     }
 
-    /// Against a plain f64 triple loop, for shapes with partial panels, partial column
-    /// strips (narrower than one vector too), depths beyond one pass, row strides wider than
-    /// the matrix, a transposed left operand, and accumulation.
+    /// Against a plain f64 triple loop, with the left operand packed and read in place, for
+    /// shapes with partial panels, partial column strips (narrower than one vector too),
+    /// depths beyond one pass, row strides wider than the matrix, a transposed left operand,
+    /// accumulation, and both ways of splitting the work (by columns, by row panels).
     #[test]
     fn product_equals_a_plain_triple_loop() {
         if !available() {
@@ -429,6 +372,7 @@ mod tests {
             (728, 728, 256, true, false, 2),
             (5, 600, 7, true, true, 1),
             (100, 50, 20, true, false, 2),
+            (29, 300, 10, false, true, 2),
             (64, 33, 1000, false, false, 2),
         ] {
             let (ldb, ldc) = (n + 3, n + 5);
@@ -437,27 +381,47 @@ mod tests {
             let before = values(m * ldc, 0.53);
             let (rs, cs) = if transposed { (1, m) } else { (k, 1) };
             let packed = PackedLhs::pack(&a, m, k, rs, cs).unwrap();
-            let mut c = before.clone();
-            assert!(product(
-                &packed, &b, ldb, n, &mut c, ldc, accumulate, threads
-            ));
-            for i in 0..m {
-                for j in 0..n {
-                    let mut want: f64 = (0..k)
-                        .map(|p| a[i * rs + p * cs] as f64 * b[p * ldb + j] as f64)
-                        .sum();
-                    if accumulate {
-                        want += before[i * ldc + j] as f64;
-                    }
-                    let got = c[i * ldc + j] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                        "{m}x{k}x{n} at ({i}, {j}): {got} vs {want}"
-                    );
+            let in_place = StridedLhs::new(&a, m, k, rs, cs).unwrap();
+            for lhs in [Lhs::Packed(&packed), Lhs::InPlace(in_place)] {
+                let mut c = before.clone();
+                assert!(product(lhs, &b, ldb, n, &mut c, ldc, accumulate, threads));
+                check(
+                    &c,
+                    (m, k, n),
+                    (&a, rs, cs),
+                    (&b, ldb),
+                    (&before, ldc),
+                    accumulate,
+                );
+            }
+        }
+    }
+
+    /// `c` equals `[before +] a · b` within f32 rounding and is untouched past column n.
+    fn check(
+        c: &[f32],
+        (m, k, n): (usize, usize, usize),
+        (a, rs, cs): (&[f32], usize, usize),
+        (b, ldb): (&[f32], usize),
+        (before, ldc): (&[f32], usize),
+        accumulate: bool,
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let mut want: f64 = (0..k)
+                    .map(|p| a[i * rs + p * cs] as f64 * b[p * ldb + j] as f64)
+                    .sum();
+                if accumulate {
+                    want += before[i * ldc + j] as f64;
                 }
-                for j in n..ldc.min(before.len() - i * ldc) {
-                    assert_eq!(c[i * ldc + j], before[i * ldc + j], "wrote past column {n}");
-                }
+                let got = c[i * ldc + j] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{m}x{k}x{n} at ({i}, {j}): {got} vs {want}"
+                );
+            }
+            for j in n..ldc.min(before.len() - i * ldc) {
+                assert_eq!(c[i * ldc + j], before[i * ldc + j], "wrote past column {n}");
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::pointwise_gemm::{PackedLhs, available, product};
+use super::pointwise_gemm::{Lhs, PackedLhs, available, product};
 
 /// Reduction length (images × pixels) of one product: bounds the packed copies (one image of
 /// 128 channels at 125×125 is ~8 MiB) while keeping the middle flow's 16×16 planes in one
@@ -41,7 +41,16 @@ pub fn weight_gradient(
         xt.resize(count * pixels * c_in, 0.0);
         let x = &x[first * c_in * pixels..][..count * c_in * pixels];
         transpose_images(x, c_in, pixels, &mut xt);
-        if !product(&lhs, &xt, c_in, c_in, &mut dw, c_in, first > 0, threads) {
+        if !product(
+            Lhs::Packed(&lhs),
+            &xt,
+            c_in,
+            c_in,
+            &mut dw,
+            c_in,
+            first > 0,
+            threads,
+        ) {
             return None;
         }
     }
