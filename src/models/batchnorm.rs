@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use super::Params;
 use super::channel_affine::ChannelAffine;
 use super::conv::ReluGradMask;
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
+use super::elementwise::scale_shift;
 use super::stash::ForwardStash;
 
 pub const EPS: f64 = 1e-5;
@@ -284,7 +285,7 @@ fn bn_forward<T: CpuFloat>(
         .zip(&mean)
         .map(|((_, s2), m)| (s2 / count - m * m).max(0.0))
         .collect();
-    let mut y = filled(x.len(), T::from_f64(0.0));
+    let mut y = zeros(x.len());
     y.par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .enumerate()
@@ -293,11 +294,7 @@ fn bn_forward<T: CpuFloat>(
             let inv = 1.0 / (var[ch] + EPS).sqrt();
             let scale = T::from_f64(gamma[ch].to_f64() * inv);
             let shift = T::from_f64(beta[ch].to_f64() - mean[ch] * gamma[ch].to_f64() * inv);
-            let zero = T::from_f64(0.0);
-            for (y, x) in y.iter_mut().zip(x) {
-                let z = *x * scale + shift;
-                *y = if relu && z < zero { zero } else { z };
-            }
+            scale_shift(y, x, scale, shift, relu);
         });
     stats.put((mean, var));
     Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
@@ -419,7 +416,7 @@ fn bn_grad_input<T: CpuFloat>(
             stats.len()
         )
     }
-    let mut dx = filled(x.len(), T::from_f64(0.0));
+    let mut dx = zeros(x.len());
     dx.par_chunks_mut(plane)
         .zip(g.par_chunks(plane).zip(x.par_chunks(plane)))
         .enumerate()

@@ -7,7 +7,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
+use super::elementwise::{scale_gradient, scale_shift};
 
 /// `act(x·scale[c] + shift[c])` on an NCHW tensor; per-channel factors in f64.
 pub struct ChannelAffine {
@@ -53,17 +54,13 @@ fn affine_forward<T: CpuFloat>(
     if op.shift.len() != c {
         candle_core::bail!("channel affine: {} shifts for {c} channels", op.shift.len())
     }
-    let zero = T::from_f64(0.0);
-    let mut y = filled(x.len(), zero);
+    let mut y = zeros(x.len());
     y.par_chunks_mut(plane.max(1))
         .zip(x.par_chunks(plane.max(1)))
         .enumerate()
         .for_each(|(i, (y, x))| {
             let (scale, shift) = (T::from_f64(op.scale[i % c]), T::from_f64(op.shift[i % c]));
-            for (y, x) in y.iter_mut().zip(x) {
-                let z = *x * scale + shift;
-                *y = if op.relu && z < zero { zero } else { z };
-            }
+            scale_shift(y, x, scale, shift, op.relu);
         });
     Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
 }
@@ -102,20 +99,12 @@ fn affine_grad<T: CpuFloat>(
     if g.len() != y.len() {
         candle_core::bail!("channel affine backward: gradient and output sizes differ")
     }
-    let zero = T::from_f64(0.0);
-    let mut dx = filled(g.len(), zero);
+    let mut dx = zeros(g.len());
     dx.par_chunks_mut(plane.max(1))
         .zip(g.par_chunks(plane.max(1)).zip(y.par_chunks(plane.max(1))))
         .enumerate()
         .for_each(|(i, (dx, (g, y)))| {
-            let scale = T::from_f64(op.scale[i % c]);
-            for ((dx, g), y) in dx.iter_mut().zip(g).zip(y) {
-                *dx = if op.relu && *y <= zero {
-                    zero
-                } else {
-                    *g * scale
-                };
-            }
+            scale_gradient(dx, g, y, T::from_f64(op.scale[i % c]), op.relu);
         });
     Ok((T::to_cpu_storage_owned(dx), gl.shape().clone()))
 }

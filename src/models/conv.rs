@@ -8,8 +8,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
 use super::direct_conv::{self, DirectDims};
+use super::elementwise::{add_bias, scale_gradient};
 use super::gemm::{MatRef, matmul};
 use super::pointwise_gemm::WeightLhs;
 use super::pointwise_weight_grad::weight_gradient;
@@ -334,7 +335,7 @@ fn conv_forward<T: CpuFloat>(
     check_bias(b.len(), d)?;
     let ohw = d.out_hw();
     let zero = T::from_f64(0.0);
-    let mut out = filled(d.n * d.c_out * ohw, zero);
+    let mut out = zeros(d.n * d.c_out * ohw);
     let threads = inner_threads(d.n);
     // y (c_out × pixels) = w (c_out × patch) · col (patch × pixels)
     let lhs = WeightLhs::new(
@@ -355,10 +356,7 @@ fn conv_forward<T: CpuFloat>(
                     return Ok(());
                 }
                 for (plane, &bias) in y.chunks_mut(ohw).zip(b) {
-                    for v in plane.iter_mut() {
-                        let z = *v + bias;
-                        *v = if relu && z < zero { zero } else { z };
-                    }
+                    add_bias(plane, bias, relu);
                 }
                 Ok::<(), candle_core::Error>(())
             };
@@ -385,7 +383,7 @@ fn conv_grad_input<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (g, w) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ws, wl)?);
     let ohw = d.out_hw();
-    let mut out = filled(d.n * d.in_plane(), T::from_f64(0.0));
+    let mut out = zeros(d.n * d.in_plane());
     let threads = inner_threads(d.n);
     // col (patch × pixels) = wᵀ (patch × c_out) · gy (c_out × pixels)
     let lhs = WeightLhs::new(
@@ -532,7 +530,7 @@ impl CustomOp2 for ReluGradMask {
     }
 }
 
-fn relu_mask<T: WithDType>(
+fn relu_mask<T: CpuFloat>(
     gs: &CpuStorage,
     gl: &Layout,
     ys: &CpuStorage,
@@ -542,13 +540,12 @@ fn relu_mask<T: WithDType>(
     if g.len() != y.len() {
         candle_core::bail!("relu mask: gradient and output sizes differ")
     }
-    let zero = T::from_f64(0.0);
-    let out: Vec<T> = g
-        .par_iter()
-        .zip(y)
-        .with_min_len(1 << 14)
-        .map(|(g, y)| if *y > zero { *g } else { zero })
-        .collect();
+    const CHUNK: usize = 1 << 14;
+    let mut out = zeros(g.len());
+    out.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        // (× 1 is exact: this is `g` where `y > 0`, else 0.)
+        .for_each(|(out, (g, y))| scale_gradient(out, g, y, T::from_f64(1.0), true));
     Ok((T::to_cpu_storage_owned(out), gl.shape().clone()))
 }
 

@@ -116,16 +116,27 @@ impl CpuFloat for f64 {
     }
 }
 
-/// `len` copies of `value`, written by all threads when `len` is large: the fill (and the
-/// first touch of fresh pages) of an op's output then runs in parallel, where `vec!` runs it
-/// on the calling thread while the other threads wait (memset was ~5 % of an Xception
-/// training step at batch 8).
-pub fn filled<T: Copy + Send + Sync>(len: usize, value: T) -> Vec<T> {
+/// `len` zeros, written by all threads when `len` is large: the zeroing (and the first touch
+/// of fresh pages) of an op's output then runs in parallel, where `vec!` runs it on the
+/// calling thread while the other threads wait (memset was ~5 % of an Xception training step
+/// at batch 8). Each thread clears its share with `write_bytes` (memset: string stores that
+/// skip reading the lines they overwrite), where filling with a value ran a store loop that
+/// read every line first (7 % of an Xception saliency map).
+pub fn zeros<T: CpuFloat>(len: usize) -> Vec<T> {
     use rayon::prelude::*;
-    if len < 1 << 16 {
-        return vec![value; len];
+    const CHUNK: usize = 1 << 16;
+    if len < CHUNK {
+        return vec![T::from_f64(0.0); len];
     }
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(value, len));
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| {
+            // SAFETY: the chunk is `chunk.len()` values of capacity this Vec owns.
+            unsafe { std::ptr::write_bytes(chunk.as_mut_ptr(), 0, chunk.len()) }
+        });
+    // SAFETY: all `len` values were written above, and all-zero bytes are 0.0 in f32 and
+    // f64, the only `CpuFloat` types.
+    unsafe { v.set_len(len) };
     v
 }

@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use super::conv::ConvGeometry;
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, filled};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
 use super::depthwise_3x3::{self, TapSums};
 
 #[derive(Clone, Copy, Debug)]
@@ -163,7 +163,7 @@ fn forward<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (x, w) = (contiguous::<T>(xs, xl)?, contiguous::<T>(ws, wl)?);
     let kk = d.k * d.k;
-    let mut y = filled(d.n * d.c * d.out_plane(), T::from_f64(0.0));
+    let mut y = zeros(d.n * d.c * d.out_plane());
     y.par_chunks_mut(d.out_plane())
         .zip(x.par_chunks(d.plane()))
         .enumerate()
@@ -208,7 +208,7 @@ fn grad_input<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (g, w) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ws, wl)?);
     let kk = d.k * d.k;
-    let mut dx = filled(d.n * d.c * d.plane(), T::from_f64(0.0));
+    let mut dx = zeros(d.n * d.c * d.plane());
     dx.par_chunks_mut(d.plane())
         .zip(g.par_chunks(d.out_plane()))
         .enumerate()

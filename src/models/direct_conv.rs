@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::elementwise::scale_shift;
 use super::kernels::{FlatPlanes, correlate, correlate_dw};
 
 /// The sizes of one stride-1 convolution (NCHW input, OIHW weight).
@@ -121,10 +122,8 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> V
         for (c, (plane, &bias)) in y.chunks_mut(oh * ow).zip(b).enumerate() {
             for oy in 0..oh {
                 let src = &wide[c * plen + oy * wp..c * plen + oy * wp + ow];
-                for (v, &s) in plane[oy * ow..(oy + 1) * ow].iter_mut().zip(src) {
-                    let z = s + bias;
-                    *v = if relu && z < 0.0 { 0.0 } else { z };
-                }
+                // (× 1 is exact: this is `s + bias`.)
+                scale_shift(&mut plane[oy * ow..(oy + 1) * ow], src, 1.0, bias, relu);
             }
         }
     });

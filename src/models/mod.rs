@@ -9,6 +9,7 @@ pub mod cpu_float;
 pub mod depthwise;
 pub mod depthwise_3x3;
 pub mod direct_conv;
+pub mod elementwise;
 pub mod gemm;
 pub mod import;
 pub mod kernels;

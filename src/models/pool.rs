@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, WithDType};
 
-use super::cpu_float::{contiguous, dispatch_float, filled};
+use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
 use rayon::prelude::*;
 
 /// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.
@@ -135,13 +135,13 @@ impl CustomOp3 for MaxPool2dGrad {
     }
 }
 
-fn pool_forward<T: WithDType>(
+fn pool_forward<T: CpuFloat>(
     d: &Dims,
     s: &CpuStorage,
     l: &Layout,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let x = contiguous::<T>(s, l)?;
-    let mut out = filled(d.planes * d.oh * d.ow, T::from_f64(0.0));
+    let mut out = zeros(d.planes * d.oh * d.ow);
     out.par_chunks_mut(d.oh * d.ow)
         .zip(x.par_chunks(d.h * d.w))
         .for_each(|(y, plane)| {
@@ -174,7 +174,7 @@ fn pool_forward<T: WithDType>(
 type Part<'a> = (&'a CpuStorage, &'a Layout);
 
 #[allow(clippy::eq_op)]
-fn pool_backward<T: WithDType>(
+fn pool_backward<T: CpuFloat>(
     d: &Dims,
     (gs, gl): Part,
     (xs, xl): Part,
@@ -189,7 +189,7 @@ fn pool_backward<T: WithDType>(
     if g.len() != d.planes * outputs || y.len() != g.len() || x.len() != d.planes * d.h * d.w {
         candle_core::bail!("max_pool2d backward: gradient size does not match its forward pass")
     }
-    let mut out = filled(d.planes * d.h * d.w, T::from_f64(0.0));
+    let mut out = zeros(d.planes * d.h * d.w);
     out.par_chunks_mut(d.h * d.w)
         .zip(x.par_chunks(d.h * d.w))
         .zip(g.par_chunks(outputs).zip(y.par_chunks(outputs)))

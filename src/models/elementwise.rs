@@ -1,0 +1,78 @@
+//! The per-channel loops of the fused ops (batch norm, channel affine, conv bias + ReLU),
+//! written so that each one vectorises: the ReLU choice is made once per row, outside the
+//! loop. With the flag tested inside (`if relu && z < 0`), read through a reference the
+//! compiler did not hoist, the loops stayed scalar: 8 % of an Xception saliency map's time
+//! went to two of them.
+
+use candle_core::WithDType;
+
+/// `y[i] = x[i]·scale + shift`, clamped at zero if `relu`.
+pub fn scale_shift<T: WithDType>(y: &mut [T], x: &[T], scale: T, shift: T, relu: bool) {
+    let zero = T::from_f64(0.0);
+    if relu {
+        for (y, &x) in y.iter_mut().zip(x) {
+            let z = x * scale + shift;
+            *y = if z < zero { zero } else { z };
+        }
+    } else {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x * scale + shift;
+        }
+    }
+}
+
+/// `v[i] += bias`, clamped at zero if `relu`.
+pub fn add_bias<T: WithDType>(values: &mut [T], bias: T, relu: bool) {
+    let zero = T::from_f64(0.0);
+    if relu {
+        for v in values.iter_mut() {
+            let z = *v + bias;
+            *v = if z < zero { zero } else { z };
+        }
+    } else {
+        for v in values.iter_mut() {
+            *v += bias;
+        }
+    }
+}
+
+/// `dx[i] = g[i]·scale`, and if `relu` zero where the forward output `y[i]` is not positive
+/// (PyTorch's ReLU backward: a NaN output passes no gradient).
+pub fn scale_gradient<T: WithDType>(dx: &mut [T], g: &[T], y: &[T], scale: T, relu: bool) {
+    let zero = T::from_f64(0.0);
+    if relu {
+        for ((dx, &g), &y) in dx.iter_mut().zip(g).zip(y) {
+            *dx = if y > zero { g * scale } else { zero };
+        }
+    } else {
+        for (dx, &g) in dx.iter_mut().zip(g) {
+            *dx = g * scale;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_clamps_only_when_asked() {
+        let x = [-2.0f32, -0.5, 0.0, 1.5];
+        let mut y = [9.0f32; 4];
+        scale_shift(&mut y, &x, 2.0, 1.0, true);
+        assert_eq!(y, [0.0, 0.0, 1.0, 4.0]);
+        scale_shift(&mut y, &x, 2.0, 1.0, false);
+        assert_eq!(y, [-3.0, 0.0, 1.0, 4.0]);
+        let mut v = [-2.0f64, 0.5];
+        add_bias(&mut v, 1.0, true);
+        assert_eq!(v, [0.0, 1.5]);
+        add_bias(&mut v, -1.0, false);
+        assert_eq!(v, [-1.0, 0.5]);
+        let (g, out) = ([1.0f32, 2.0, 3.0], [0.0f32, -1.0, 0.5]);
+        let mut dx = [9.0f32; 3];
+        scale_gradient(&mut dx, &g, &out, 0.5, true);
+        assert_eq!(dx, [0.0, 0.0, 1.5]);
+        scale_gradient(&mut dx, &g, &out, 0.5, false);
+        assert_eq!(dx, [0.5, 1.0, 1.5]);
+    }
+}
