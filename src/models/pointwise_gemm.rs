@@ -203,8 +203,9 @@ unsafe fn block(
                 unsafe { copy_strip(b.add(p0 * ldb + j), ldb, depth, width, strip) };
                 for r in rows.start / MR..rows.end.div_ceil(MR) {
                     let panel_rows = MR.min(rows.end - r * MR);
-                    // SAFETY: the caller's bounds; panel r's columns p0..p0+depth are inside
-                    // `a.data` (panels × k × MR values); the strip holds depth rows of NR.
+                    // SAFETY: the caller's bounds; panel r's rows (`Lhs::panel`: padded when
+                    // packed, the last one repeated when read in place) and its columns
+                    // p0..p0+depth lie inside the operand; the strip holds depth rows of NR.
                     let (panel, a_rows, a_col_stride) = a.panel(r);
                     unsafe {
                         kernel(

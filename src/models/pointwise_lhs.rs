@@ -25,10 +25,7 @@ impl PackedLhs {
         row_stride: usize,
         col_stride: usize,
     ) -> Option<PackedLhs> {
-        let last = (m.checked_sub(1)?) * row_stride + (k.checked_sub(1)?) * col_stride;
-        if last >= a.len() {
-            return None;
-        }
+        StridedLhs::new(a, m, k, row_stride, col_stride)?;
         let panels = m.div_ceil(MR);
         let mut data = reused_buffer(panels * k * MR);
         // In parallel: for a single image (saliency) packing is a tenth of the work.
