@@ -65,7 +65,7 @@ pub enum BenchMode {
     Saliency,
     /// One image's Grad-CAM of the fake class at the course's `conv3`, resized to the input.
     Gradcam,
-    /// Drop-to-verdict and drop-to-heatmap of a 1.6-megapixel photo (FakeLens only).
+    /// Drop-to-verdict and drop-to-heatmap of a 12-megapixel photo (FakeLens only).
     Drop,
 }
 
@@ -329,12 +329,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let device = open_device(args)?;
     println!("device: {}", crate::device::describe(&device));
     if args.mode == BenchMode::Drop {
-        let (verdict_ms, heatmap_ms, faces) =
-            crate::bench_drop::drop_latency(args.model, args.steps, &device)?;
+        let d = crate::bench_drop::drop_latency(args.model, args.steps, &device)?;
+        let (w, h) = crate::bench_drop::DROP_PHOTO;
         println!(
-            "fakelens  drop of a 1600x1000 JPEG ({faces} face(s) found): {verdict_ms:.0} ms to \
-             the verdict, {heatmap_ms:.0} ms to the saliency map (medians of {} drops)",
-            args.steps
+            "fakelens  drop of a {w}x{h} JPEG judged by {} ({} face(s) found): {:.0} ms to \
+             the verdict, {:.0} ms to the saliency map (medians of {} drops)",
+            d.detector, d.faces, d.verdict_ms, d.heatmap_ms, args.steps
         );
         return Ok(());
     }
@@ -358,7 +358,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 println!("peak memory ratio (fakelens / pytorch) = {:.3}", a / b);
             }
         }
-        Err(e) => println!("pytorch reference not measured: {e:#}"),
+        Err(e) => println!(
+            "pytorch reference not measured: {}",
+            crate::report::chain(&e)
+        ),
     }
     Ok(())
 }

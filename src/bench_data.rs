@@ -57,6 +57,7 @@ pub fn data_throughput(
         batch_size,
         shuffle,
         augment,
+        photo_augment: None,
         norm: Normalization::COURSE,
         first_batch: 0,
     };
@@ -66,6 +67,7 @@ pub fn data_throughput(
             root,
             Split::Train,
             &samples,
+            &crate::data::profile::Framing::Whole,
             &AtomicBool::new(false),
             &|_, _| {},
         )

@@ -193,7 +193,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
         match run_reference(&args.python, &args.reference, &script_args) {
             Ok(json) => json.get("gflops").and_then(|v| v.as_f64()),
             Err(e) => {
-                println!("pytorch gemm not measured: {e:#}");
+                println!("pytorch gemm not measured: {}", crate::report::chain(&e));
                 None
             }
         }
@@ -239,9 +239,10 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
                     }
                     Err(e) => {
                         println!(
-                            "pytorch {} {} not measured: {e:#}",
+                            "pytorch {} {} not measured: {}",
                             model.label(),
-                            mode.name()
+                            mode.name(),
+                            crate::report::chain(&e)
                         );
                         break;
                     }
@@ -294,7 +295,10 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
         match run_reference(&args.python, &script, &script_args) {
             Ok(json) => Some(json),
             Err(e) => {
-                println!("pytorch data pipeline not measured: {e:#}");
+                println!(
+                    "pytorch data pipeline not measured: {}",
+                    crate::report::chain(&e)
+                );
                 None
             }
         }

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
 use crate::data::demo;
+use crate::data::profile::Framing;
 use crate::device::DeviceChoice;
 use crate::train::history::RunStatus;
 use crate::train::{TrainData, TrainEvent};
@@ -81,6 +82,9 @@ pub enum CliCommand {
     /// Judge photos (files or folders): the face found and cropped, each run's fake
     /// probability and verdict, one CSV row per file (unreadable files get their reason).
     Predict(crate::cli_predict::PredictArgs),
+    /// Fit a run's softmax temperature (and its val threshold) on a val split and record
+    /// them in its run.json, for runs trained before temperatures were fitted.
+    Calibrate(crate::cli_calibrate::CalibrateArgs),
     ImportRun {
         #[arg(long)]
         checkpoint: PathBuf,
@@ -141,6 +145,15 @@ pub struct TrainArgs {
     /// Turn off the random crop + flip augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// What the model sees: the largest face, cropped (face), or the whole image (whole).
+    #[arg(long, value_enum)]
+    pub input: Option<InputChoice>,
+    /// With --input face: the crop's side as a multiple of the face box (default 1.3).
+    #[arg(long, value_name = "S")]
+    pub face_scale: Option<f32>,
+    /// Turn off the photo degradations (rescale, JPEG re-compression, blur).
+    #[arg(long)]
+    pub no_photo_augment: bool,
     /// Import this pretrained checkpoint (.pth, .pth.tar, .safetensors) into the backbone.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
@@ -156,7 +169,8 @@ pub struct TrainArgs {
     /// minutes, after each epoch and on cancel), with its own settings and dataset.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "data", "preset", "epochs", "batch_size", "lr", "optimizer", "momentum",
-        "seed", "no_augment", "pretrained", "freeze_backbone", "out",
+        "seed", "no_augment", "pretrained", "freeze_backbone", "out", "input", "face_scale",
+        "no_photo_augment",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -175,8 +189,26 @@ impl TrainArgs {
             augment: base.augment && !self.no_augment,
             pretrained: self.pretrained.clone(),
             freeze_backbone: self.freeze_backbone,
+            input: match (self.input, self.face_scale, &base.input) {
+                (Some(InputChoice::Whole), ..) => Framing::Whole,
+                (Some(InputChoice::Face), scale, _) => {
+                    Framing::face(scale.unwrap_or(crate::data::face::CROP_MARGIN))
+                }
+                (None, Some(scale), _) => Framing::face(scale),
+                (None, None, base) => base.clone(),
+            },
+            photo_augment: base.photo_augment.filter(|_| !self.no_photo_augment),
         }
     }
+}
+
+/// `train --input`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputChoice {
+    /// The largest face, cropped as a square around it (the whole image if none is found).
+    Face,
+    /// The whole image.
+    Whole,
 }
 
 /// Entry point of the binary.
@@ -204,6 +236,7 @@ pub fn main() -> ExitCode {
         Some(CliCommand::Eval(args)) => eval(&args),
         Some(CliCommand::Explain(args)) => crate::cli_explain::explain_command(&args),
         Some(CliCommand::Predict(args)) => crate::cli_predict::predict_command(&args),
+        Some(CliCommand::Calibrate(args)) => crate::cli_calibrate::calibrate_command(&args),
         Some(CliCommand::ImportRun {
             checkpoint,
             model,
@@ -221,7 +254,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::report::chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -308,10 +341,25 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let progress = |stage: &str, done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-        bar.set_message(format!("decode {stage}"));
+        bar.set_message(stage.to_string());
     };
-    let data = TrainData::prepare(&root, &cancel, &progress)
+    let framing = match &resumed {
+        Some(record) => record.config.input.clone(),
+        None => config.input.clone(),
+    };
+    let data = TrainData::prepare(&root, &framing, &cancel, &progress)
         .with_context(|| format!("loading dataset {}", root.display()))?;
+    let no_face = data.no_face().len();
+    if framing.is_face() && no_face > 0 {
+        say(
+            &bar,
+            format!(
+                "no face found in {no_face} of {} images: those are used whole (listed in \
+                 run.json)",
+                data.image_count()
+            ),
+        );
+    }
     for bad in data.unreadable() {
         say(
             &bar,
@@ -440,6 +488,19 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         r.accuracy_at_half * 100.0,
         r.ms_per_image
     );
+    if let Some(c) = &r.calibration {
+        let after = match &c.calibrated {
+            Some(cal) => format!(
+                "; at the run's temperature {:.3}: ECE {:.4}, Brier {:.4}",
+                cal.temperature, cal.ece, cal.brier
+            ),
+            None => "; the run has no temperature (fakelens calibrate fits one)".to_string(),
+        };
+        println!(
+            "calibration: model's own ECE {:.4}, Brier {:.4}{after}",
+            c.raw.ece, c.raw.brier
+        );
+    }
     let written = crate::eval::export::write_eval(&args.out, &outcome)?;
     for path in written {
         println!("wrote {}", path.display());

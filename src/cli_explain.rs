@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::cli::{resolve_data, watch_interrupt};
 use crate::config::INPUT_SIZE;
-use crate::data::decode::{decode_rgb, resize_square};
+use crate::data::decode::decode_rgb;
 use crate::data::{DatasetIndex, PreparedSplit, Split};
 use crate::device::DeviceChoice;
 use crate::explain::colormap::Colormap;
@@ -149,6 +149,19 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_else(|| "image".to_string())
 }
 
+/// `picture` framed as every one of `runs` sees it (they must agree), and whether a face
+/// framing found no face.
+pub(crate) fn frame_for(
+    runs: &[RunModel],
+    picture: &image::RgbImage,
+) -> anyhow::Result<(image::RgbImage, bool)> {
+    let framing = crate::explain::run_model::common_framing(runs)?;
+    let profile =
+        crate::data::profile::InputProfile::new(framing, crate::config::Normalization::COURSE);
+    let mut finder = crate::data::face::FaceFinder::new()?;
+    Ok(profile.frame_with(picture, &mut finder))
+}
+
 fn explain_image(
     args: &ExplainArgs,
     path: &Path,
@@ -159,7 +172,13 @@ fn explain_image(
     cancelled: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let picture = decode_rgb(path).with_context(|| format!("reading {}", path.display()))?;
-    let shown = resize_square(&picture, INPUT_SIZE as u32);
+    let (shown, no_face) = frame_for(runs, &picture)?;
+    if no_face {
+        println!(
+            "{}: no face found: the whole image is explained",
+            path.display()
+        );
+    }
     let forced = match args.class.as_deref() {
         None => None,
         Some("real") => Some(crate::LABEL_REAL),
@@ -169,7 +188,7 @@ fn explain_image(
     let stem = file_stem(path);
     let mut maps = Vec::new();
     for run in runs {
-        let input = run.input_of(&picture, device)?;
+        let input = run.input_of(&shown, device)?;
         let fake = run.fake_probabilities(&input)?[0];
         let class = forced.unwrap_or(u32::from(fake >= 0.5));
         let map = explain(run.model.as_ref(), &input, &[class], method, cancelled)
@@ -224,16 +243,16 @@ fn explain_split(
         .with_context(|| format!("reading dataset {}", data.display()))?;
     let samples = index.split(args.split)?;
     let never = AtomicBool::new(false);
+    let framing = crate::explain::run_model::common_framing(runs)?;
     let split = Arc::new(
-        PreparedSplit::prepare(data, args.split, samples, &never, &|_, _| {}).with_context(
-            || {
+        PreparedSplit::prepare(data, args.split, samples, &framing, &never, &|_, _| {})
+            .with_context(|| {
                 format!(
                     "decoding the {} split of {}",
                     args.split.name(),
                     data.display()
                 )
-            },
-        )?,
+            })?,
     );
     for bad in &split.unreadable {
         println!("skipped {}: {}", bad.path.display(), bad.reason);
@@ -243,7 +262,7 @@ fn explain_split(
         let job = SplitJob {
             model: run.model.as_ref(),
             split: &split,
-            norm: run.record.normalization,
+            norm: run.profile().normalization,
             device,
         };
         let tag = format!("{}.{}", run.record.run_id, method.name());

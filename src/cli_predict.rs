@@ -1,6 +1,7 @@
-//! `fakelens predict (FILE… | DIR) --run DIR [--run DIR…] [--crop auto|off] --csv OUT`: one
-//! CSV row per file — its path, the face box judged, and each run's fake probability and
-//! verdict at the run's threshold — or the reason the file could not be judged. A batch in
+//! `fakelens predict (FILE… | DIR) --run DIR [--run DIR…] [--crop own|face|whole]
+//! [--unsure-band B] --csv OUT`: one CSV row per file — its path, the face box judged, and
+//! each run's calibrated and raw fake probability, its framing and its verdict (real, fake
+//! or unsure) at the run's threshold — or the reason the file could not be judged. A batch in
 //! which some files are unreadable still succeeds (they are counted); a bad run or
 //! checkpoint, or no input at all, fails before anything is written.
 
@@ -9,11 +10,11 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
+use crate::data::face::FaceFinder;
 use crate::device::DeviceChoice;
-use crate::inspect::face::FaceFinder;
 use crate::inspect::inputs::expand_inputs;
-use crate::inspect::photo::{CropMode, prepare_photo};
-use crate::inspect::verdict::Judge;
+use crate::inspect::photo::{InputOverride, prepare_photo};
+use crate::inspect::verdict::{DEFAULT_UNSURE_BAND, Judge};
 
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
@@ -23,9 +24,13 @@ pub struct PredictArgs {
     /// A trained run folder (repeat for several detectors).
     #[arg(long, required = true)]
     pub run: Vec<PathBuf>,
-    /// Crop the largest face (auto) or judge the whole image (off).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub crop: CropMode,
+    /// How each detector sees a photo: its own input profile (own), the largest face cropped
+    /// 1.3× (face), or the whole image (whole).
+    #[arg(long, value_enum, default_value = "own")]
+    pub crop: InputOverride,
+    /// A calibrated fake probability within this distance of the threshold reads unsure.
+    #[arg(long, default_value_t = DEFAULT_UNSURE_BAND)]
+    pub unsure_band: f64,
     /// Where the CSV goes (written atomically when the batch is done).
     #[arg(long)]
     pub csv: PathBuf,
@@ -43,6 +48,12 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }
+    if !(0.0..0.5).contains(&args.unsure_band) {
+        anyhow::bail!(
+            "--unsure-band must be at least 0 and below 0.5, got {}",
+            args.unsure_band
+        );
+    }
     let cancel = AtomicBool::new(false);
     let judges = args
         .run
@@ -53,9 +64,14 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     for judge in &judges {
+        let temperature = match judge.run.record.temperature {
+            Some(t) => format!("temperature {t:.3}"),
+            None => "no temperature fitted: probabilities are the model's own".to_string(),
+        };
         println!(
-            "{}: threshold {:.4} ({})",
+            "{}: sees {}; threshold {:.4} ({}); {temperature}",
             judge.run.label(),
+            judge.run.profile().framing.describe(),
             judge.threshold,
             judge.threshold_source
         );
@@ -76,9 +92,17 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
+    const PER_RUN: usize = 4;
     for judge in &judges {
-        header.push(field(&format!("{} fake_probability", judge.run.label())));
-        header.push(field(&format!("{} verdict", judge.run.label())));
+        let label = judge.run.label();
+        for column in [
+            "fake_probability",
+            "raw_fake_probability",
+            "input",
+            "verdict",
+        ] {
+            header.push(field(&format!("{label} {column}")));
+        }
     }
     header.push("error".into());
     let mut rows = vec![header.join(",")];
@@ -88,24 +112,39 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
         let mut row = vec![field(&path.to_string_lossy())];
         match prepare_photo(path, args.crop, &mut finder, None) {
             Ok(photo) => {
-                match photo.face.and_then(|i| photo.faces.get(i)) {
+                let seen: Vec<_> = judges
+                    .iter()
+                    .map(|j| photo.input_for(&j.run.profile()))
+                    .collect();
+                // The face box of the first detector that saw a face.
+                match seen
+                    .iter()
+                    .find_map(|s| s.face)
+                    .and_then(|i| photo.faces.get(i))
+                {
                     Some(b) => row.extend([b.x, b.y, b.width, b.height].map(|v| v.to_string())),
                     None => row.extend(std::iter::repeat_n(String::new(), 4)),
                 }
                 row.push(photo.faces.len().to_string());
-                for judge in &judges {
+                for (judge, seen) in judges.iter().zip(&seen) {
                     let verdict = judge
-                        .input_of(&photo)
-                        .and_then(|input| judge.verdict(&input))
+                        .input_of(seen)
+                        .and_then(|input| judge.verdict(&input, args.unsure_band))
                         .with_context(|| format!("judging {}", path.display()))?;
                     row.push(format!("{:.6}", verdict.fake_probability));
-                    row.push(if verdict.fake { "fake" } else { "real" }.to_string());
+                    row.push(format!("{:.6}", verdict.raw_fake_probability));
+                    row.push(field(&seen.framing.describe()));
+                    row.push(verdict.decision.name().to_string());
                 }
-                row.push(photo.note.map(|n| field(&n)).unwrap_or_default());
+                let note = seen.iter().find_map(|s| s.note.clone());
+                row.push(note.map(|n| field(&n)).unwrap_or_default());
                 judged += 1;
             }
             Err(e) => {
-                row.extend(std::iter::repeat_n(String::new(), 5 + 2 * judges.len()));
+                row.extend(std::iter::repeat_n(
+                    String::new(),
+                    5 + PER_RUN * judges.len(),
+                ));
                 row.push(field(&e.to_string()));
                 bar.suspend(|| eprintln!("{e}"));
                 unreadable += 1;

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::degrade::PhotoAugment;
+use crate::data::profile::Framing;
+
 /// Which detector architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -150,6 +153,14 @@ pub struct TrainConfig {
     pub pretrained: Option<std::path::PathBuf>,
     /// Train only the fully connected head (`fc*`), keeping the backbone as imported.
     pub freeze_backbone: bool,
+    /// Which part of each picture the model sees (a run recorded before input profiles
+    /// saw whole images).
+    #[serde(default = "Framing::legacy")]
+    pub input: Framing,
+    /// Train-time photo degradations (rescale, JPEG, blur) before the crop and flip; `None`
+    /// for none (and for runs recorded before they existed).
+    #[serde(default)]
+    pub photo_augment: Option<PhotoAugment>,
 }
 
 impl Default for TrainConfig {
@@ -166,6 +177,8 @@ impl Default for TrainConfig {
             augment: true,
             pretrained: None,
             freeze_backbone: false,
+            input: Framing::default_for_new_runs(),
+            photo_augment: Some(PhotoAugment::DEFAULT),
         }
     }
 }
@@ -185,7 +198,7 @@ impl TrainConfig {
         if self.batch_size == 0 || self.epochs == 0 {
             return Err("batch size and epochs must be at least 1".into());
         }
-        Ok(())
+        self.input.validate()
     }
 }
 
@@ -194,8 +207,8 @@ impl TrainConfig {
 pub enum Preset {
     /// The default that learns (Adam, lr 1e-4, batch 32, 5 epochs).
     Default,
-    /// The course's SimpleNet command (Adam, lr 1e-3, batch 32, 5 epochs). On lfw-faceswap
-    /// it collapses to a constant classifier.
+    /// The course's SimpleNet command (Adam, lr 1e-3, batch 32, 5 epochs, whole images, crop
+    /// and flip only). On lfw-faceswap it collapses to a constant classifier.
     Course,
 }
 
@@ -211,7 +224,13 @@ impl Preset {
         let base = model.default_train_config();
         match self {
             Preset::Default => base,
-            Preset::Course => TrainConfig { lr: 1e-3, ..base },
+            // The course trained on whole images with crop and flip only.
+            Preset::Course => TrainConfig {
+                lr: 1e-3,
+                input: Framing::Whole,
+                photo_augment: None,
+                ..base
+            },
         }
     }
 }

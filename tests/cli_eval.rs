@@ -1,6 +1,6 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
-//! keys), scores.csv, roc.csv, det.csv and the three plots, and the AUC recomputed from scores.csv equals
-//! metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
+//! keys, calibration before and after the run's temperature), scores.csv, roc.csv, det.csv
+//! and the four plots, and the AUC recomputed from scores.csv equals metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
 //! file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -65,10 +65,35 @@ fn eval_writes_metrics_scores_and_curves_that_agree() {
     let apcer = confusion_count(&metrics, "fake_as_real") as f64 / fakes as f64;
     assert!((metrics["apcer"].as_f64().unwrap() - apcer).abs() < 1e-12);
     assert_eq!(metrics["threshold_split"], "val");
+    // Training fitted a temperature on val; the report calibrates before and after it.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let temperature = record["temperature"].as_f64().unwrap();
+    assert!(
+        temperature.is_finite() && temperature > 0.0,
+        "{temperature}"
+    );
+    let calibration = &metrics["calibration"];
+    assert_eq!(
+        calibration["calibrated"]["temperature"].as_f64(),
+        Some(temperature)
+    );
+    for side in ["raw", "calibrated"] {
+        let ece = calibration[side]["ece"].as_f64().unwrap();
+        let brier = calibration[side]["brier"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&ece) && (0.0..=1.0).contains(&brier),
+            "{calibration}"
+        );
+    }
+    assert!(stdout.contains("calibration: model's own ECE"), "{stdout}");
 
     let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();
     let mut lines = scores.lines();
-    assert_eq!(lines.next(), Some("path,label,real_score,fake_score"));
+    assert_eq!(
+        lines.next(),
+        Some("path,label,real_score,fake_score,raw_fake_score")
+    );
     let (labels, fake): (Vec<bool>, Vec<f64>) = lines
         .map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
@@ -96,7 +121,7 @@ fn eval_writes_metrics_scores_and_curves_that_agree() {
     assert!(roc.starts_with("fpr,tpr,threshold\n0,0,inf\n"), "{roc}");
     let det = std::fs::read_to_string(out.join("det.csv")).unwrap();
     assert!(det.starts_with("fpr,fnr,threshold\n"), "{det}");
-    for plot in ["roc.png", "det.png", "curves.png"] {
+    for plot in ["roc.png", "det.png", "curves.png", "reliability.png"] {
         let image = image::open(out.join(plot)).unwrap();
         assert!(image.width() >= 600 && image.height() >= 400, "{plot}");
     }

@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{D, DType, Device, Tensor};
 use fakelens::config::{ModelKind, TrainConfig};
+use fakelens::data::profile::Framing;
 use fakelens::models;
 use fakelens::train::{RunStatus, TrainData, train};
 
@@ -133,6 +134,7 @@ fn a_short_training_run_completes_on_cuda() {
     let demo = common::small_demo(60, 2);
     let data = TrainData::prepare(
         &demo.path().join("demo"),
+        &Framing::Whole,
         &AtomicBool::new(false),
         &|_, _, _| {},
     )
@@ -140,6 +142,8 @@ fn a_short_training_run_completes_on_cuda() {
     let config = TrainConfig {
         epochs: 2,
         batch_size: 8,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     };
     let run_dir = demo.path().join("run");

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use fakelens::data::profile::Framing;
 use fakelens::data::{DataError, DatasetIndex, PreparedSplit, Split};
 
 fn write_rgb(path: &Path, w: u32, h: u32, seed: u8) {
@@ -98,6 +99,7 @@ fn broken_files_are_listed_with_reasons_and_odd_formats_decode() {
         dir.path(),
         Split::Train,
         index.split(Split::Train).unwrap(),
+        &Framing::Whole,
         &cancel,
         &|_, _| {},
     )
@@ -249,6 +251,7 @@ fn real_face_swap_dataset_is_discovered_and_decodes() {
         &root,
         Split::Val,
         &slice,
+        &Framing::Whole,
         &AtomicBool::new(false),
         &|_, _| {},
     )
@@ -256,4 +259,70 @@ fn real_face_swap_dataset_is_discovered_and_decodes() {
     assert!(prepared.unreadable.is_empty(), "{:?}", prepared.unreadable);
     assert_eq!(prepared.class_counts(), [40, 40]);
     assert!(prepared.pixels.iter().all(|p| p.len() == 256 * 256 * 3));
+}
+
+/// The face framing finds the face in (almost) every lfw-faceswap picture, and its input is
+/// the 1.3× crop the same picture gives through the photo path `predict` and Inspect use.
+#[test]
+fn real_faces_are_framed_as_predict_frames_them() {
+    let Some(root) = common::lfw_faceswap() else {
+        return;
+    };
+    let index = DatasetIndex::discover(&root).unwrap();
+    let slice: Vec<_> = index
+        .split(Split::Val)
+        .unwrap()
+        .iter()
+        .step_by(20)
+        .cloned()
+        .collect();
+    let face = Framing::face(1.3);
+    let prepared = PreparedSplit::prepare(
+        &root,
+        Split::Val,
+        &slice,
+        &face,
+        &AtomicBool::new(false),
+        &|_, _| {},
+    )
+    .unwrap();
+    let whole = PreparedSplit::prepare(
+        &root,
+        Split::Val,
+        &slice,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _| {},
+    )
+    .unwrap();
+    assert_eq!(prepared.len(), slice.len());
+    assert!(
+        prepared.no_face.len() * 20 <= slice.len(),
+        "{:?}",
+        prepared.no_face
+    );
+    let mut finder = fakelens::data::face::FaceFinder::new().unwrap();
+    let profile = fakelens::data::profile::InputProfile::new(
+        face.clone(),
+        fakelens::config::Normalization::COURSE,
+    );
+    for (i, sample) in prepared.samples.iter().enumerate().take(5) {
+        let photo = fakelens::inspect::photo::prepare_photo(
+            &sample.path,
+            fakelens::inspect::photo::InputOverride::Own,
+            &mut finder,
+            None,
+        )
+        .unwrap();
+        let seen = photo.input_for(&profile);
+        assert_eq!(
+            seen.input.as_raw().as_slice(),
+            &*prepared.pixels[i],
+            "{:?}",
+            sample.path
+        );
+        if seen.face.is_some() {
+            assert_ne!(prepared.pixels[i], whole.pixels[i], "{:?}", sample.path);
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use fakelens::config::{ModelKind, Normalization};
+use fakelens::data::profile::Framing;
 use fakelens::eval::scores::{ScoreError, Summary, score_split};
 use fakelens::models;
 use fakelens::train::TrainData;
@@ -21,6 +22,7 @@ fn every_image_is_scored_in_order_and_the_summary_is_consistent() {
     let demo = common::small_demo(40, 3);
     let data = TrainData::prepare(
         &demo.path().join("demo"),
+        &Framing::Whole,
         &AtomicBool::new(false),
         &|_, _, _| {},
     )
@@ -33,6 +35,7 @@ fn every_image_is_scored_in_order_and_the_summary_is_consistent() {
         &val,
         3,
         Normalization::COURSE,
+        1.0,
         &Device::Cpu,
         &AtomicBool::new(false),
         &mut |done, total| seen.push((done, total)),
@@ -62,6 +65,7 @@ fn every_image_is_scored_in_order_and_the_summary_is_consistent() {
         &val,
         3,
         Normalization::COURSE,
+        1.0,
         &Device::Cpu,
         &AtomicBool::new(true),
         &mut |_, _| {},
@@ -80,11 +84,19 @@ fn kept_evaluations_are_reused_until_the_checkpoint_or_the_data_change() {
     use fakelens::eval::run_eval::{EvalRequest, evaluate_run};
     let demo = common::small_demo(16, 8);
     let root = demo.path().join("demo");
-    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    let data = TrainData::prepare(
+        &root,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap();
     let run = demo.path().join("run");
     let config = TrainConfig {
         epochs: 1,
         batch_size: 4,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     };
     let no = AtomicBool::new(false);

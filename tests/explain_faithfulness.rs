@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use fakelens::config::{ModelKind, TrainConfig};
+use fakelens::data::profile::Framing;
 use fakelens::explain::Method;
 use fakelens::explain::faithfulness::measure_faithfulness;
 use fakelens::explain::mean_maps::SplitJob;
@@ -35,7 +36,13 @@ fn npy_shape(bytes: &[u8]) -> String {
 fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
     let demo = common::small_demo(400, 5);
     let root = demo.path().join("demo");
-    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    let data = TrainData::prepare(
+        &root,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap();
     let run_dir = demo.path().join("simplenet-demo");
     let config = TrainConfig {
         model: ModelKind::SimpleNet,
@@ -44,6 +51,8 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
         batch_size: 8,
         augment: false,
         seed: 3,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     };
     let record = train(

@@ -14,9 +14,9 @@ use common::{fakelens, run_ok};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use fakelens::inspect::face::FaceFinder;
+use fakelens::data::face::FaceFinder;
 use fakelens::inspect::inputs::expand_inputs;
-use fakelens::inspect::photo::{CropMode, prepare_decoded, prepare_photo};
+use fakelens::inspect::photo::{InputOverride, PreparedPhoto, prepare_decoded, prepare_photo};
 use image::{ImageFormat, RgbImage};
 use rand::{Rng, SeedableRng};
 
@@ -104,6 +104,15 @@ fn write_corpus(dir: &Path) -> Vec<(PathBuf, Option<&'static str>)> {
     files
 }
 
+/// What a face-crop detector (the default profile) is shown of a photo.
+fn face_input(photo: &PreparedPhoto) -> RgbImage {
+    let profile = fakelens::data::profile::InputProfile::new(
+        fakelens::data::profile::Framing::default_for_new_runs(),
+        fakelens::config::Normalization::COURSE,
+    );
+    photo.input_for(&profile).input
+}
+
 #[test]
 fn every_hostile_file_gets_its_own_message_and_good_files_an_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,11 +122,11 @@ fn every_hostile_file_gets_its_own_message_and_good_files_an_input() {
         serde_json::from_slice(&std::fs::read(fixture_dir().join("expected.json")).unwrap())
             .unwrap();
     for (path, error) in &corpus {
-        let result = prepare_photo(path, CropMode::Auto, &mut finder, None);
+        let result = prepare_photo(path, InputOverride::Own, &mut finder, None);
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         match (result, error) {
             (Ok(photo), None) => {
-                assert_eq!(photo.input.dimensions(), (256, 256), "{name}");
+                assert_eq!(face_input(&photo).dimensions(), (256, 256), "{name}");
                 if let Some(size) = expected[&name]["size"].as_array() {
                     let size: Vec<u64> = size.iter().map(|v| v.as_u64().unwrap()).collect();
                     assert_eq!(
@@ -128,7 +137,11 @@ fn every_hostile_file_gets_its_own_message_and_good_files_an_input() {
                 }
                 if let Some(pixel) = expected[&name]["first_pixel"].as_array() {
                     let want: Vec<u8> = pixel.iter().map(|v| v.as_u64().unwrap() as u8).collect();
-                    assert_eq!(photo.input.get_pixel(0, 0).0.to_vec(), want, "{name}");
+                    assert_eq!(
+                        face_input(&photo).get_pixel(0, 0).0.to_vec(),
+                        want,
+                        "{name}"
+                    );
                 }
             }
             (Err(e), Some(fragment)) => {
@@ -145,7 +158,7 @@ fn every_hostile_file_gets_its_own_message_and_good_files_an_input() {
     }
     // A file deleted between the drop and the decode.
     let gone = dir.path().join("deleted.jpg");
-    let e = prepare_photo(&gone, CropMode::Auto, &mut finder, None).unwrap_err();
+    let e = prepare_photo(&gone, InputOverride::Own, &mut finder, None).unwrap_err();
     assert!(e.to_string().contains("deleted.jpg"), "{e}");
 }
 
@@ -158,9 +171,9 @@ fn a_huge_photo_is_judged_downscaled_and_a_big_folder_is_listed() {
     std::fs::write(&path, encoded(&big, ImageFormat::Jpeg)).unwrap();
     drop(big);
     let mut finder = FaceFinder::new().unwrap();
-    let photo = prepare_photo(&path, CropMode::Auto, &mut finder, None).unwrap();
+    let photo = prepare_photo(&path, InputOverride::Own, &mut finder, None).unwrap();
     assert_eq!((photo.width, photo.height), (12000, 9000));
-    assert_eq!(photo.input.dimensions(), (256, 256));
+    assert_eq!(face_input(&photo).dimensions(), (256, 256));
 
     // A folder of 10,000 files is listed in full, masks and hidden files left out.
     let many = dir.path().join("many");
@@ -221,9 +234,40 @@ fn predict_writes_one_row_per_file_and_succeeds_despite_bad_ones() {
         text.lines()
             .any(|l| l.contains("bomb.png") && l.contains("too large"))
     );
+    let header = text.lines().next().unwrap();
+    for column in [
+        "fake_probability",
+        "raw_fake_probability",
+        "input",
+        "verdict",
+    ] {
+        assert!(header.contains(&format!(" {column}\"")), "{header}");
+    }
+    // An untrained model sits near 0.5, inside the unsure band around its 0.5 threshold.
+    let good_row = text.lines().find(|l| l.contains("good.jpg")).unwrap();
+    assert!(good_row.contains(",unsure,"), "{good_row}");
     assert!(
-        text.lines()
-            .any(|l| l.contains("good.jpg") && (l.contains(",fake,") || l.contains(",real,")))
+        good_row.contains("\"whole image\""),
+        "an imported run sees whole images: {good_row}"
+    );
+    // With no band, every verdict is real or fake.
+    let sharp = dir.path().join("sharp.csv");
+    run_ok(
+        fakelens()
+            .arg("predict")
+            .arg(&drop_dir)
+            .arg("--run")
+            .arg(&run)
+            .arg("--unsure-band")
+            .arg("0")
+            .arg("--csv")
+            .arg(&sharp),
+    );
+    let sharp = std::fs::read_to_string(&sharp).unwrap();
+    let good_row = sharp.lines().find(|l| l.contains("good.jpg")).unwrap();
+    assert!(
+        good_row.contains(",fake,") || good_row.contains(",real,"),
+        "{good_row}"
     );
 
     // A checkpoint for another model is refused before anything is written.
@@ -286,9 +330,9 @@ fn random_and_mutated_files_never_panic() {
             }
         };
         std::fs::write(&path, &bytes).unwrap();
-        match prepare_photo(&path, CropMode::Auto, &mut finder, None) {
+        match prepare_photo(&path, InputOverride::Own, &mut finder, None) {
             Ok(photo) => {
-                assert_eq!(photo.input.dimensions(), (256, 256));
+                assert_eq!(face_input(&photo).dimensions(), (256, 256));
                 accepted += 1;
             }
             Err(e) => assert!(e.to_string().contains("case.jpg"), "{e}"),
@@ -300,12 +344,12 @@ fn random_and_mutated_files_never_panic() {
         let photo = RgbImage::from_pixel(w, h, image::Rgb([120, 100, 90]));
         let prepared = prepare_decoded(
             Path::new("shape"),
-            &photo,
-            CropMode::Auto,
+            photo,
+            InputOverride::Own,
             &mut finder,
             None,
         );
-        assert_eq!(prepared.input.dimensions(), (256, 256));
+        assert_eq!(face_input(&prepared).dimensions(), (256, 256));
         cases += 1;
     }
     println!("{cases} cases run through decode → crop → preprocess; {accepted} files decoded");

@@ -7,6 +7,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use fakelens::config::{OptimizerKind, TrainConfig};
+use fakelens::data::profile::Framing;
 use fakelens::train::Optimizer;
 
 fn run(kind: OptimizerKind, dtype: DType) -> Vec<f32> {
@@ -20,6 +21,8 @@ fn run(kind: OptimizerKind, dtype: DType) -> Vec<f32> {
         optimizer: kind,
         lr: 0.01,
         momentum: 0.9,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     };
     let mut opt = Optimizer::new(vec![w.clone()], &config).unwrap();

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 use fakelens::config::{ModelKind, TrainConfig};
+use fakelens::data::profile::Framing;
 use fakelens::models;
 use fakelens::train::{RunStatus, TrainData, train};
 
@@ -19,6 +20,7 @@ fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
     let demo = common::small_demo(16, 5);
     let data = TrainData::prepare(
         &demo.path().join("demo"),
+        &Framing::Whole,
         &AtomicBool::new(false),
         &|_, _, _| {},
     )
@@ -31,6 +33,8 @@ fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
         lr: 1e-3,
         pretrained: Some(pth),
         freeze_backbone: true,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     };
     let run_dir = demo.path().join("run");

@@ -11,13 +11,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{Device, Tensor};
 use fakelens::config::{ModelKind, OptimizerKind, TrainConfig};
+use fakelens::data::profile::Framing;
 use fakelens::models::{self, ModelError};
 use fakelens::train::{
     RunRecord, RunStatus, TrainData, TrainError, TrainEvent, evaluate_split, train,
 };
 
 fn prepare(root: &std::path::Path) -> TrainData {
-    TrainData::prepare(root, &AtomicBool::new(false), &|_, _, _| {}).unwrap()
+    TrainData::prepare(
+        root,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap()
 }
 
 fn config(epochs: usize) -> TrainConfig {
@@ -25,6 +32,8 @@ fn config(epochs: usize) -> TrainConfig {
         epochs,
         batch_size: 16,
         seed: 3,
+        input: Framing::Whole,
+        photo_augment: None,
         ..TrainConfig::default()
     }
 }

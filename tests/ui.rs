@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use fakelens::data::profile::Framing;
 use fakelens::ui::{FakeLensApp, Settings, Tab};
 
 fn app_on(root: &std::path::Path, runs: &std::path::Path, tab: Tab) -> FakeLensApp {
@@ -116,7 +117,13 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
     let demo = common::small_demo(24, 6);
     let root = demo.path().join("demo");
     let runs = demo.path().join("runs");
-    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    let data = TrainData::prepare(
+        &root,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap();
     for (model, name) in [
         (ModelKind::SimpleNet, "simple"),
         (ModelKind::LilXception, "lil"),
@@ -125,6 +132,8 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
             model,
             epochs: 1,
             batch_size: 8,
+            input: Framing::Whole,
+            photo_augment: None,
             ..TrainConfig::default()
         };
         let dir = runs.join(name);
@@ -191,7 +200,13 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     let demo = common::small_demo(24, 7);
     let root = demo.path().join("demo");
     let runs = demo.path().join("runs");
-    let data = TrainData::prepare(&root, &AtomicBool::new(false), &|_, _, _| {}).unwrap();
+    let data = TrainData::prepare(
+        &root,
+        &Framing::Whole,
+        &AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap();
     for (model, name) in [
         (ModelKind::SimpleNet, "simple"),
         (ModelKind::LilXception, "lil"),
@@ -200,6 +215,8 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
             model,
             epochs: 1,
             batch_size: 8,
+            input: Framing::Whole,
+            photo_augment: None,
             ..TrainConfig::default()
         };
         let device = candle_core::Device::Cpu;
@@ -221,6 +238,15 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     run_until(&mut h, Duration::from_secs(60), |app| {
         app.dataset.summary.is_some()
     });
+    // Arriving ticks one run (the newest usable one); the user ticks the other.
+    // Arriving ticks one run (the bundled detector, else the newest usable run); this test
+    // compares its own two.
+    assert_eq!(
+        h.state().explain.selected.len(),
+        1,
+        "a run is ticked on arrival"
+    );
+    h.state_mut().explain.selected.clear();
     h.get_by_label_contains("SimpleNet · simple").click();
     h.get_by_label_contains("LilXception · lil").click();
     h.step();
@@ -344,4 +370,83 @@ fn dropping_photos_makes_cards_with_verdicts_and_a_bad_file_its_own_error() {
     // Both verdicts and the error are on screen.
     assert_eq!(h.query_all_by_label_contains("fake probability").count(), 2);
     h.get_by_label_contains("not a supported image");
+}
+
+/// A run without a checkpoint is listed greyed and never ticked; a detector whose checkpoint
+/// is broken says so on the card while the other answers; an untrained model's probability
+/// near its 0.5 threshold reads UNSURE.
+#[test]
+fn a_failing_detector_never_blocks_the_others_and_a_checkpointless_run_is_not_tickable() {
+    use fakelens::config::ModelKind;
+    let demo = common::small_demo(24, 12);
+    let root = demo.path().join("demo");
+    let runs = demo.path().join("runs");
+    let model =
+        fakelens::models::build(ModelKind::SimpleNet, &candle_core::Device::Cpu, 0).unwrap();
+    let checkpoint = demo.path().join("simplenet.safetensors");
+    model.params().save(&checkpoint).unwrap();
+    let (good, _) =
+        fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
+    let (broken, _) =
+        fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
+    std::fs::write(broken.join("model.safetensors"), b"not a checkpoint").unwrap();
+    let (empty, _) =
+        fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
+    std::fs::remove_file(empty.join("model.safetensors")).unwrap();
+    let face = std::fs::read_dir(root.join("test/real"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !fakelens::data::index::is_mask_file(p))
+        .unwrap();
+    let app = app_on(&root, &runs, Tab::Inspect);
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    h.step();
+    assert!(
+        !h.state().inspect.selected.contains(&empty),
+        "a run without a checkpoint is never ticked by default"
+    );
+    let entry = h
+        .state()
+        .inspect
+        .runs
+        .iter()
+        .find(|r| r.dir == empty)
+        .unwrap()
+        .clone();
+    assert!(entry.unusable.is_some(), "{entry:?}");
+    // Tick exactly the good and the broken run.
+    h.state_mut().inspect.selected.clear();
+    h.state_mut().inspect.selected.insert(good.clone());
+    h.state_mut().inspect.selected.insert(broken.clone());
+    h.state_mut().inspect.selected.insert(empty.clone());
+    h.state_mut().inspect.add_paths(&[face]);
+    h.step();
+    assert!(
+        !h.state().inspect.selected.contains(&empty),
+        "drawing the list unticks a run without a checkpoint"
+    );
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.inspect.cards.iter().all(|c| c.result.is_some()) || app.inspect.error.is_some()
+    });
+    assert!(
+        h.state().inspect.error.is_none(),
+        "{:?}",
+        h.state().inspect.error
+    );
+    let photo = h.state().inspect.cards[0].result.clone().unwrap().unwrap();
+    assert_eq!(photo.verdicts.len(), 1, "the good detector answered");
+    assert_eq!(photo.failures.len(), 1, "the broken one said why");
+    assert_eq!(photo.failures[0].0, broken);
+    let verdict = &photo.verdicts[0].verdict;
+    assert_eq!(
+        verdict.decision,
+        fakelens::inspect::verdict::Decision::Unsure,
+        "{verdict:?}"
+    );
+    h.get_by_label("UNSURE");
+    h.get_by_label_contains("no verdict");
+    h.get_by_label_contains("trained on imported");
 }

@@ -39,14 +39,19 @@ pub enum DemoError {
 /// The folder of the built-in demo data: `$FAKELENS_DATA_DIR/demo-vN`, else the user's data
 /// directory, else `./fakelens-data/demo-vN`.
 pub fn demo_data_dir() -> PathBuf {
-    let base = std::env::var_os("FAKELENS_DATA_DIR")
+    app_data_dir().join(format!("demo-v{DEMO_VERSION}"))
+}
+
+/// The app's own data folder: `$FAKELENS_DATA_DIR`, else the user's data directory, else
+/// `./fakelens-data`.
+pub fn app_data_dir() -> PathBuf {
+    std::env::var_os("FAKELENS_DATA_DIR")
         .map(PathBuf::from)
         .or_else(|| {
             directories::ProjectDirs::from("org", "FakeLens", "FakeLens")
                 .map(|d| d.data_dir().to_path_buf())
         })
-        .unwrap_or_else(|| PathBuf::from("fakelens-data"));
-    base.join(format!("demo-v{DEMO_VERSION}"))
+        .unwrap_or_else(|| PathBuf::from("fakelens-data"))
 }
 
 /// Makes sure the demo dataset exists (generating it on first use) and returns its folder.
@@ -56,6 +61,14 @@ pub fn ensure_demo_data() -> Result<PathBuf, DemoError> {
         write_demo_dataset(&dir, 0, DEFAULT_COUNT)?;
     }
     Ok(dir)
+}
+
+/// The first words of the README.txt every generated demo dataset holds.
+const README_HEAD: &str = "FakeLens demo dataset:";
+
+/// Whether `root` is a generated demo dataset (its README.txt says so).
+pub fn is_demo_dataset(root: &Path) -> bool {
+    std::fs::read_to_string(root.join("README.txt")).is_ok_and(|t| t.starts_with(README_HEAD))
 }
 
 /// How many images of each class go into each split for a total of `count`.
@@ -124,7 +137,7 @@ pub fn write_demo_dataset(out: &Path, seed: u64, count: usize) -> Result<(), Dem
     })?;
     let readme = staging.join("README.txt");
     let text = format!(
-        "FakeLens demo dataset: {count} synthetic faces, seed {seed}.\n\
+        "{README_HEAD} {count} synthetic faces, seed {seed}.\n\
          fake/*_mask.png is the ground-truth manipulation mask of each fake.\n"
     );
     std::fs::write(&readme, text).map_err(io(&readme))?;

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::augment::{CropFlip, augment_normalize_into};
+use super::degrade::{PhotoAugment, degrade};
 use super::prepared::PreparedSplit;
 use crate::config::{INPUT_SIZE, Normalization};
 
@@ -44,6 +45,8 @@ pub struct EpochPlan {
     /// `Some((seed, epoch))` shuffles (and augments, if `augment`); `None` keeps file order.
     pub shuffle: Option<(u64, usize)>,
     pub augment: bool,
+    /// Photo degradations, applied (with `shuffle`) before the crop and flip.
+    pub photo_augment: Option<PhotoAugment>,
     pub norm: Normalization,
     /// Batches of the pass to skip (a resumed run starts mid-epoch); they are not built.
     pub first_batch: usize,
@@ -110,13 +113,19 @@ fn build_batch(
         .par_chunks_mut(per_image)
         .zip(chunk.par_iter().enumerate())
         .for_each(|(out, (i, &idx))| {
+            let position = first_position + i;
             let aug = match plan.shuffle {
-                Some((seed, epoch)) if plan.augment => {
-                    CropFlip::random(seed, epoch, first_position + i)
-                }
+                Some((seed, epoch)) if plan.augment => CropFlip::random(seed, epoch, position),
                 _ => CropFlip::IDENTITY,
             };
-            augment_normalize_into(&split.pixels[idx], INPUT_SIZE, aug, &plan.norm, out);
+            let degraded = match (plan.shuffle, &plan.photo_augment) {
+                (Some((seed, epoch)), Some(photo)) => {
+                    degrade(&split.pixels[idx], INPUT_SIZE, photo, seed, epoch, position)
+                }
+                _ => None,
+            };
+            let pixels = degraded.as_deref().unwrap_or(&split.pixels[idx]);
+            augment_normalize_into(pixels, INPUT_SIZE, aug, &plan.norm, out);
         });
     Batch {
         images,

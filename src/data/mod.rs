@@ -3,10 +3,13 @@
 
 pub mod augment;
 pub mod decode;
+pub mod degrade;
 pub mod demo;
+pub mod face;
 pub mod index;
 pub mod loader;
 pub mod prepared;
+pub mod profile;
 
 pub use decode::{DecodeError, decode_rgb, load_resized};
 pub use index::{DataError, DatasetIndex, Sample, Split};

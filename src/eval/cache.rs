@@ -55,14 +55,21 @@ fn key(text: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// Where `request`'s evaluation is kept.
+/// Where `request`'s evaluation is kept: in the run's folder, or for a bundled (read-only)
+/// detector in the app's data folder.
 pub fn cache_path(request: &EvalRequest) -> PathBuf {
     let data = std::fs::canonicalize(&request.data).unwrap_or_else(|_| request.data.clone());
     let id = format!("{}|{}", data.display(), request.threshold);
-    request
-        .run_dir
-        .join("evaluations")
-        .join(format!("{}-{}.json", request.split.name(), key(&id)))
+    let file = format!("{}-{}.json", request.split.name(), key(&id));
+    if crate::train::history::is_read_only(&request.run_dir) {
+        let run =
+            std::fs::canonicalize(&request.run_dir).unwrap_or_else(|_| request.run_dir.clone());
+        return crate::data::demo::app_data_dir()
+            .join("evaluations")
+            .join(key(&run.display().to_string()))
+            .join(file);
+    }
+    request.run_dir.join("evaluations").join(file)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -1,5 +1,6 @@
 //! Writing an evaluation to a folder: `metrics.json`, `scores.csv`
-//! (`path,label,real_score,fake_score`), `roc.csv` (`fpr,tpr,threshold`) and `det.csv`
+//! (`path,label,real_score,fake_score,raw_fake_score` — the scores calibrated by the run's
+//! temperature, then the model's own), `roc.csv` (`fpr,tpr,threshold`) and `det.csv`
 //! (`fpr,fnr,threshold`), each written atomically. An infinite threshold (the curve's
 //! "nothing is fake" end) is written `inf`.
 
@@ -16,6 +17,7 @@ pub const DET_FILE: &str = "det.csv";
 pub const ROC_PNG: &str = "roc.png";
 pub const DET_PNG: &str = "det.png";
 pub const CURVES_PNG: &str = "curves.png";
+pub const RELIABILITY_PNG: &str = "reliability.png";
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,17 +74,18 @@ fn curve_csv(header: &str, a: &[f64], b: &[f64], thresholds: &[f64]) -> String {
     text
 }
 
-/// Writes the seven files into `out` (created if needed); returns their paths.
+/// Writes the eight files into `out` (created if needed); returns their paths.
 pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, ExportError> {
-    let mut scores = String::from("path,label,real_score,fake_score\n");
+    let mut scores = String::from("path,label,real_score,fake_score,raw_fake_score\n");
     for s in &outcome.scores {
         let _ = writeln!(
             scores,
-            "{},{},{},{}",
+            "{},{},{},{},{}",
             csv_field(&s.path.to_string_lossy()),
             s.label,
             s.real_score,
-            s.fake_score
+            s.fake_score,
+            super::calibration::sigmoid(s.logit_margin, 1.0)
         );
     }
     let files = [
@@ -122,6 +125,10 @@ pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, Exp
                 CURVES_PNG,
                 super::plots::curves_png(&outcome.record.epochs, &model),
             )?,
+        ),
+        (
+            RELIABILITY_PNG,
+            plot(RELIABILITY_PNG, super::plots::reliability_png(outcome))?,
         ),
     ];
     let files = files

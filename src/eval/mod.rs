@@ -3,6 +3,8 @@
 //! trained run evaluated on any dataset split (`run_eval`) and its files (`export`).
 
 pub mod cache;
+pub mod calibrate_run;
+pub mod calibration;
 pub mod chart_png;
 pub mod confusion;
 pub mod export;

@@ -1,6 +1,7 @@
 //! The evaluation's PNG plots: `roc.png` (the fake score's ROC and the real score's against
 //! the same labels, which runs below the chance diagonal), `det.png` (normal-deviate axes)
-//! and `curves.png` (the run's per-epoch accuracy and loss for train, val and test).
+//! `curves.png` (the run's per-epoch accuracy and loss for train, val and test) and
+//! `reliability.png` (calibration before and after the run's temperature).
 
 use image::RgbImage;
 
@@ -100,6 +101,55 @@ pub fn det_png(outcome: &EvalOutcome) -> Result<RgbImage, PlotError> {
             color: PALETTE[0],
             dashed: false,
         }],
+    };
+    Ok(render(&chart, WIDTH, HEIGHT)?)
+}
+
+/// The reliability diagram: the share of fakes against the mean fake probability in each
+/// of the 15 bins, before and after the run's temperature, with the diagonal of a perfectly
+/// calibrated detector.
+pub fn reliability_png(outcome: &EvalOutcome) -> Result<RgbImage, PlotError> {
+    let mut series = vec![Series {
+        label: "perfectly calibrated".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+        color: [150, 150, 150],
+        dashed: true,
+    }];
+    if let Some(c) = &outcome.report.calibration {
+        let points = |cal: &super::calibration::Calibration| {
+            cal.reliability
+                .iter()
+                .map(|b| (b.mean_probability, b.fake_fraction))
+                .collect()
+        };
+        series.push(Series {
+            label: format!(
+                "model's own (ECE {:.3}, Brier {:.3})",
+                c.raw.ece, c.raw.brier
+            ),
+            points: points(&c.raw),
+            color: PALETTE[1],
+            dashed: false,
+        });
+        if let Some(cal) = &c.calibrated {
+            series.push(Series {
+                label: format!(
+                    "T = {:.2} (ECE {:.3}, Brier {:.3})",
+                    cal.temperature, cal.ece, cal.brier
+                ),
+                points: points(cal),
+                color: PALETTE[0],
+                dashed: false,
+            });
+        }
+    }
+    let chart = Chart {
+        title: title(outcome, "Reliability"),
+        x_label: "mean fake probability in the bin".into(),
+        y_label: "share of fakes in the bin".into(),
+        x: unit(),
+        y: unit(),
+        series,
     };
     Ok(render(&chart, WIDTH, HEIGHT)?)
 }

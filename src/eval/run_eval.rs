@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 
+use super::calibration::Calibration;
 use super::confusion::ThresholdRule;
 use super::metrics::{Det, MetricsError, Roc, det_curve, roc_curve};
 use super::scores::{ImageScore, ScoreError, Summary, score_split};
@@ -71,6 +72,31 @@ pub struct EvalReport {
     /// Scoring time per image (decoding excluded).
     pub ms_per_image: f64,
     pub unreadable: Vec<Unreadable>,
+    /// Calibration of the fake probability before and after the run's temperature.
+    #[serde(default)]
+    pub calibration: Option<CalibrationReport>,
+}
+
+/// The evaluated split's calibration with the model's own probabilities (T = 1) and with
+/// the run's temperature (fitted on its val split; absent when the run has none).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CalibrationReport {
+    pub raw: Calibration,
+    pub calibrated: Option<Calibration>,
+}
+
+impl CalibrationReport {
+    pub fn of(scores: &[ImageScore], temperature: Option<f64>) -> CalibrationReport {
+        let margins: Vec<f64> = scores.iter().map(|s| s.logit_margin).collect();
+        let labels: Vec<bool> = scores
+            .iter()
+            .map(|s| s.label == crate::LABEL_FAKE)
+            .collect();
+        CalibrationReport {
+            raw: Calibration::at(&margins, &labels, 1.0),
+            calibrated: temperature.map(|t| Calibration::at(&margins, &labels, t)),
+        }
+    }
 }
 
 /// A finished evaluation.
@@ -105,6 +131,7 @@ pub fn evaluate_run(
         return Err(EvalError::NoCheckpoint(checkpoint));
     }
     let model = models::load(record.model, &checkpoint, device)?;
+    let profile = record.input_profile();
     let index = DatasetIndex::discover(&request.data)?;
     let score = |split: Split, progress: &mut dyn FnMut(&str, usize, usize)| {
         let samples = index.split(split)?;
@@ -113,6 +140,7 @@ pub fn evaluate_run(
             &request.data,
             split,
             samples,
+            &profile.framing,
             cancel,
             &|_, _| {},
         )?);
@@ -122,7 +150,8 @@ pub fn evaluate_run(
             model.as_ref(),
             &prepared,
             request.batch_size,
-            record.normalization,
+            profile.normalization,
+            record.temperature.unwrap_or(1.0),
             device,
             cancel,
             &mut |done, total| progress(&stage, done, total),
@@ -176,6 +205,7 @@ pub fn evaluate_run(
         apcer: summary.confusion.apcer(),
         bpcer: summary.confusion.bpcer(),
         ms_per_image: secs * 1000.0 / scores.len().max(1) as f64,
+        calibration: Some(CalibrationReport::of(&scores, record.temperature)),
         summary,
         unreadable,
     };

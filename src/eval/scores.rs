@@ -1,6 +1,6 @@
 //! Per-image scores of a model over a prepared split, in file order: the softmax of the
-//! two logits (`real_score + fake_score = 1`), with each image's path and label, and the
-//! metrics summary of a scored split.
+//! two logits divided by the run's temperature (`real_score + fake_score = 1`), the raw
+//! logit margin, each image's path and label, and the metrics summary of a scored split.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +24,9 @@ pub struct ImageScore {
     pub label: u32,
     pub real_score: f64,
     pub fake_score: f64,
+    /// logit_fake − logit_real, before any temperature.
+    #[serde(default)]
+    pub logit_margin: f64,
 }
 
 /// Why scoring stopped.
@@ -39,13 +42,16 @@ pub enum ScoreError {
     Metrics(#[from] MetricsError),
 }
 
-/// Scores every image of `split` with `model` (evaluation mode), calling
-/// `progress(images_done, images_total)` after each batch.
+/// Scores every image of `split` with `model` (evaluation mode) at softmax temperature
+/// `temperature` (1: the model's own), calling `progress(images_done, images_total)` after
+/// each batch.
+#[allow(clippy::too_many_arguments)]
 pub fn score_split(
     model: &dyn Detector,
     split: &Arc<PreparedSplit>,
     batch_size: usize,
     norm: Normalization,
+    temperature: f64,
     device: &Device,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
@@ -54,6 +60,7 @@ pub fn score_split(
         batch_size: batch_size.max(1),
         shuffle: None,
         augment: false,
+        photo_augment: None,
         norm,
         first_batch: 0,
     };
@@ -64,19 +71,21 @@ pub fn score_split(
             return Err(ScoreError::Cancelled);
         }
         let (images, _) = batch_tensors(&batch, device)?;
-        let logits = model.forward_t(&images, false)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
-        for ((&index, &label), p) in batch.indices.iter().zip(&batch.labels).zip(probs) {
+        let logits = model.forward_t(&images, false)?.to_vec2::<f32>()?;
+        for ((&index, &label), l) in batch.indices.iter().zip(&batch.labels).zip(logits) {
             let path = split
                 .samples
                 .get(index)
                 .map(|s| s.path.clone())
                 .unwrap_or_default();
+            let logit_margin = f64::from(l[1]) - f64::from(l[0]);
+            let fake_score = crate::eval::calibration::sigmoid(logit_margin, temperature);
             scores.push(ImageScore {
                 path,
                 label,
-                real_score: f64::from(p[0]),
-                fake_score: f64::from(p[1]),
+                real_score: crate::eval::calibration::sigmoid(-logit_margin, temperature),
+                fake_score,
+                logit_margin,
             });
         }
         progress(scores.len(), split.len());

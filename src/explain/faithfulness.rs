@@ -253,7 +253,12 @@ pub fn measure_faithfulness(
             .next()
             .ok_or(ExplainError::NoGradient)?;
         let path = split.samples[i].path.clone();
-        let mask = Mask::load(&mask_path_for(&path), INPUT_SIZE).ok();
+        // A mask is drawn over the whole picture: it lines up only with an input that is
+        // the whole picture.
+        let whole = !split.framing.is_face() || split.no_face.contains(&path);
+        let mask = whole
+            .then(|| Mask::load(&mask_path_for(&path), INPUT_SIZE).ok())
+            .flatten();
         let tolerant = mask.as_ref().map(|m| m.dilated(POINTING_TOLERANCE_PX));
         let curve = deletion_curve(model, &image, &map, DELETION_STEPS)?;
         per_image.push(FakeMeasure {

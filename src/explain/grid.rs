@@ -58,6 +58,8 @@ pub fn grid_maps(
             job.split,
             16,
             job.norm,
+            // The picks rank by confidence and the 0.5 decision, which no temperature moves.
+            1.0,
             job.device,
             &stop,
             &mut |_, _| {},

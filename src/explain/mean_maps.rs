@@ -68,6 +68,7 @@ pub fn mean_maps(
         batch_size: MEAN_MAP_BATCH,
         shuffle: None,
         augment: false,
+        photo_augment: None,
         norm,
         first_batch: 0,
     };

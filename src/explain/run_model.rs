@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
-use crate::config::INPUT_SIZE;
 use crate::data::decode::{normalize_into, resize_square};
+use crate::data::profile::{Framing, InputProfile};
 use crate::models::{self, Detector, ModelError};
 use crate::train::history::{CHECKPOINT_FILE, HistoryError, RunRecord};
 
@@ -56,18 +56,72 @@ impl RunModel {
         format!("{} · {folder}", self.record.model.label())
     }
 
-    /// `picture` resized to the model's input and normalised as the run was trained: 1×3×H×W.
-    pub fn input_of(&self, picture: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
-        let resized = resize_square(picture, INPUT_SIZE as u32);
-        let mut buffer = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
-        normalize_into(resized.as_raw(), &self.record.normalization, &mut buffer);
-        Tensor::from_vec(buffer, (1, 3, INPUT_SIZE, INPUT_SIZE), device)
+    /// How a picture becomes this run's input.
+    pub fn profile(&self) -> InputProfile {
+        self.record.input_profile()
     }
 
-    /// The fake probability (softmax of the logits) of each image of a batch.
-    pub fn fake_probabilities(&self, images: &Tensor) -> candle_core::Result<Vec<f64>> {
-        let logits = self.model.forward_t(images, false)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
-        Ok(probs.iter().map(|p| f64::from(p[1])).collect())
+    /// An already framed picture (a face crop, or a whole picture for a whole-image run)
+    /// resized to the model's input and normalised as the run was trained: 1×3×H×W.
+    pub fn input_of(&self, framed: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
+        let profile = self.profile();
+        let resized = resize_square(framed, profile.size as u32);
+        let mut buffer = vec![0.0f32; 3 * profile.size * profile.size];
+        normalize_into(resized.as_raw(), &profile.normalization, &mut buffer);
+        Tensor::from_vec(buffer, (1, 3, profile.size, profile.size), device)
     }
+
+    /// The model's logits `[real, fake]` of each image of a batch.
+    pub fn logits(&self, images: &Tensor) -> candle_core::Result<Vec<[f32; 2]>> {
+        let logits = self.model.forward_t(images, false)?.to_vec2::<f32>()?;
+        Ok(logits.iter().map(|l| [l[0], l[1]]).collect())
+    }
+
+    /// The fake probability of each image of a batch, calibrated by the run's temperature
+    /// when it has one.
+    pub fn fake_probabilities(&self, images: &Tensor) -> candle_core::Result<Vec<f64>> {
+        let temperature = self.record.temperature.unwrap_or(1.0);
+        Ok(self
+            .logits(images)?
+            .iter()
+            .map(|l| fake_probability(*l, temperature))
+            .collect())
+    }
+}
+
+/// softmax(logits / temperature)[fake], computed stably in f64.
+pub fn fake_probability(logits: [f32; 2], temperature: f64) -> f64 {
+    let margin = (f64::from(logits[1]) - f64::from(logits[0])) / temperature;
+    1.0 / (1.0 + (-margin).exp())
+}
+
+/// The framing shared by `runs`, or an error naming the first run framed otherwise: maps
+/// shown side by side must come from the same input.
+pub fn common_framing(runs: &[RunModel]) -> Result<Framing, FramingMismatch> {
+    let Some(first) = runs.first() else {
+        return Ok(Framing::Whole);
+    };
+    let framing = first.profile().framing;
+    match runs.iter().find(|r| r.profile().framing != framing) {
+        None => Ok(framing),
+        Some(other) => Err(FramingMismatch {
+            first: first.label(),
+            first_framing: framing.describe(),
+            other: other.label(),
+            other_framing: other.profile().framing.describe(),
+        }),
+    }
+}
+
+/// Two runs that see pictures framed differently.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{first} sees a {first_framing} but {other} sees a {other_framing}: explain runs with \
+     different input profiles one at a time"
+)]
+pub struct FramingMismatch {
+    pub first: String,
+    pub first_framing: String,
+    pub other: String,
+    pub other_framing: String,
 }

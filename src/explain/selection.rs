@@ -100,6 +100,7 @@ mod tests {
             label,
             real_score: 1.0 - fake_score,
             fake_score,
+            logit_margin: 0.0,
         }
     }
 

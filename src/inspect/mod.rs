@@ -2,7 +2,6 @@
 //! each loaded detector for its verdict at its own threshold (`fakelens predict`, the
 //! Inspect tab).
 
-pub mod face;
 pub mod inputs;
 pub mod photo;
 pub mod verdict;

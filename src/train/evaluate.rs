@@ -29,6 +29,14 @@ pub fn batch_tensors(
     Ok((images, labels))
 }
 
+/// A split's metrics with every image's logit margin (fake − real) and label (true = fake).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitEval {
+    pub metrics: SplitMetrics,
+    pub margins: Vec<f64>,
+    pub labels: Vec<bool>,
+}
+
 /// Evaluates `model` over `split`. Returns `Ok(None)` when cancelled.
 pub fn evaluate_split(
     model: &dyn Detector,
@@ -38,14 +46,28 @@ pub fn evaluate_split(
     device: &Device,
     cancel: &AtomicBool,
 ) -> Result<Option<SplitMetrics>, super::TrainError> {
+    Ok(evaluate_split_margins(model, split, batch_size, norm, device, cancel)?.map(|e| e.metrics))
+}
+
+/// [`evaluate_split`] with the margins and labels (for the temperature and threshold).
+pub fn evaluate_split_margins(
+    model: &dyn Detector,
+    split: &Arc<PreparedSplit>,
+    batch_size: usize,
+    norm: Normalization,
+    device: &Device,
+    cancel: &AtomicBool,
+) -> Result<Option<SplitEval>, super::TrainError> {
     let plan = EpochPlan {
         batch_size,
         shuffle: None,
         augment: false,
+        photo_augment: None,
         norm,
         first_batch: 0,
     };
     let (mut loss_sum, mut correct, mut fake, mut count) = (0.0f64, 0usize, 0usize, 0usize);
+    let (mut margins, mut labels_all) = (Vec::new(), Vec::new());
     let loader = BatchLoader::start(split.clone(), plan).map_err(super::TrainError::Thread)?;
     for batch in loader {
         if cancel.load(Ordering::Relaxed) {
@@ -55,6 +77,10 @@ pub fn evaluate_split(
         let logits = model.forward_t(&images, false)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&batch.labels) {
+            margins.push(f64::from(row[1]) - f64::from(row[0]));
+            labels_all.push(label == crate::LABEL_FAKE);
+        }
         loss_sum += loss as f64 * batch.len() as f64;
         correct += predicted
             .iter()
@@ -68,9 +94,13 @@ pub fn evaluate_split(
         count += batch.len();
     }
     let n = count.max(1) as f64;
-    Ok(Some(SplitMetrics {
-        loss: loss_sum / n,
-        acc: correct as f64 / n,
-        predicted_fake: fake as f64 / n,
+    Ok(Some(SplitEval {
+        metrics: SplitMetrics {
+            loss: loss_sum / n,
+            acc: correct as f64 / n,
+            predicted_fake: fake as f64 / n,
+        },
+        margins,
+        labels: labels_all,
     }))
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelKind, Normalization, TrainConfig};
 use crate::data::Unreadable;
+use crate::data::profile::{Framing, InputProfile};
 
 /// Name of the checkpoint file in a run directory.
 pub const CHECKPOINT_FILE: &str = "model.safetensors";
@@ -63,6 +64,21 @@ pub struct RunRecord {
     pub val_images: usize,
     pub test_images: usize,
     pub unreadable: Vec<Unreadable>,
+    /// How a picture becomes this run's input (`None`: recorded before input profiles, when
+    /// every run saw whole images; see [`RunRecord::input_profile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_profile: Option<InputProfile>,
+    /// Files in which the face framing found no face (used whole).
+    #[serde(default)]
+    pub no_face: Vec<PathBuf>,
+    /// The softmax temperature fitted on the val split at the best epoch (`None`: not
+    /// fitted, probabilities are the model's own).
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// The equal-error-rate threshold of the calibrated fake probability on the val split,
+    /// recorded with the temperature (so a detector judges where its data is absent).
+    #[serde(default)]
+    pub val_threshold: Option<f64>,
     pub epochs: Vec<EpochRecord>,
     /// Training loss of every batch, in order (the per-batch curve).
     #[serde(default)]
@@ -94,6 +110,13 @@ pub enum HistoryError {
 }
 
 impl RunRecord {
+    /// The run's input profile; whole images for a run recorded before profiles existed.
+    pub fn input_profile(&self) -> InputProfile {
+        self.input_profile
+            .clone()
+            .unwrap_or_else(|| InputProfile::new(Framing::legacy(), self.normalization))
+    }
+
     /// Records an epoch and updates the best-val fields. Returns whether val accuracy
     /// strictly improved (so the checkpoint should be saved).
     pub fn push_epoch(&mut self, record: EpochRecord) -> bool {
@@ -154,4 +177,32 @@ pub fn new_run_dir(parent: &Path, model: ModelKind) -> PathBuf {
 /// The default parent of run directories: `weights/runs` under the working directory.
 pub fn default_runs_dir() -> PathBuf {
     PathBuf::from("weights").join("runs")
+}
+
+/// Name of the model card beside a bundled detector's checkpoint.
+pub const MODEL_CARD_FILE: &str = "MODEL_CARD.md";
+
+/// The folder of the detectors that ship with the app: `weights/bundled` under the working
+/// directory, else in the source tree the binary was built from.
+pub fn bundled_runs_dir() -> Option<PathBuf> {
+    let here = PathBuf::from("weights").join("bundled");
+    if here.is_dir() {
+        return Some(here);
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("weights")
+        .join("bundled");
+    built.is_dir().then_some(built)
+}
+
+/// Whether the run in `dir` is a shipped detector (it has a model card): the app reads it
+/// and never trains, deletes or writes into it.
+pub fn is_read_only(dir: &Path) -> bool {
+    dir.join(MODEL_CARD_FILE).is_file()
+}
+
+/// Why the run in `dir` cannot be loaded for evaluation, explanation or verdicts, if so.
+pub fn unusable_reason(dir: &Path) -> Option<String> {
+    (!dir.join(CHECKPOINT_FILE).is_file())
+        .then(|| "no checkpoint: the run stopped before it finished an epoch".to_string())
 }

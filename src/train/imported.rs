@@ -4,6 +4,7 @@
 //! pretrained backbones), and saved as `model.safetensors` beside a `run.json` that says
 //! where it came from and has no training history.
 
+use crate::data::profile::{Framing, InputProfile};
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -62,6 +63,8 @@ pub fn import_as_run(
         config: TrainConfig {
             model,
             pretrained: Some(file.to_path_buf()),
+            input: Framing::Whole,
+            photo_augment: None,
             ..TrainConfig::default()
         },
         device: "cpu".into(),
@@ -70,6 +73,11 @@ pub fn import_as_run(
         val_images: 0,
         test_images: 0,
         unreadable: Vec::new(),
+        // Nothing says how it was trained: it is shown whole images unless overridden.
+        input_profile: Some(InputProfile::new(Framing::Whole, model.normalization())),
+        no_face: Vec::new(),
+        temperature: None,
+        val_threshold: None,
         epochs: Vec::new(),
         step_losses: Vec::new(),
         best_epoch: None,

@@ -11,4 +11,4 @@ pub mod trainer;
 pub use evaluate::{SplitMetrics, evaluate_split};
 pub use history::{EpochRecord, RunRecord, RunStatus, new_run_dir};
 pub use optim::Optimizer;
-pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, resume, train};
+pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, calibrate, resume, train};

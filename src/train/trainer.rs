@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{D, Device};
 
-use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split};
+use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split, evaluate_split_margins};
 use super::history::{
     CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
 };
@@ -19,6 +19,7 @@ use super::optim::Optimizer;
 use super::resume::{Position, ResumeError, STATE_INTERVAL, remove_state, save_state};
 use crate::config::TrainConfig;
 use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::data::profile::{Framing, InputProfile};
 use crate::data::{DataError, DatasetIndex, PreparedSplit, Split, Unreadable};
 use crate::models::{self, Detector, ModelError};
 
@@ -73,19 +74,26 @@ pub struct TrainData {
 }
 
 impl TrainData {
-    /// Discovers `root` and decodes its train, val and (if present) test splits, calling
-    /// `progress(stage, done, total)`.
+    /// Discovers `root` and decodes its train, val and (if present) test splits, framed as
+    /// `framing` says, calling `progress(stage, done, total)`.
     pub fn prepare(
         root: &Path,
+        framing: &Framing,
         cancel: &AtomicBool,
         progress: &(dyn Fn(&str, usize, usize) + Sync),
     ) -> Result<TrainData, DataError> {
         let index = DatasetIndex::discover(root)?;
+        let verb = if framing.is_face() {
+            "find faces in"
+        } else {
+            "decode"
+        };
         let prepare = |split: Split| -> Result<Arc<PreparedSplit>, DataError> {
             let samples = index.split(split)?;
-            let report = |done, total| progress(split.name(), done, total);
+            let stage = format!("{verb} {}", split.name());
+            let report = |done, total| progress(&stage, done, total);
             Ok(Arc::new(PreparedSplit::prepare(
-                root, split, samples, cancel, &report,
+                root, split, samples, framing, cancel, &report,
             )?))
         };
         let train = prepare(Split::Train)?;
@@ -100,6 +108,29 @@ impl TrainData {
             val,
             test,
         })
+    }
+
+    /// How the splits were framed.
+    pub fn framing(&self) -> &Framing {
+        &self.train.framing
+    }
+
+    fn splits(&self) -> impl Iterator<Item = &Arc<PreparedSplit>> {
+        [Some(&self.train), Some(&self.val), self.test.as_ref()]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Images of all splits.
+    pub fn image_count(&self) -> usize {
+        self.splits().map(|s| s.len()).sum()
+    }
+
+    /// Files of any split in which a face framing found no face (used whole).
+    pub fn no_face(&self) -> Vec<PathBuf> {
+        self.splits()
+            .flat_map(|s| s.no_face.iter().cloned())
+            .collect()
     }
 
     /// Files of any split that could not be decoded.
@@ -161,9 +192,10 @@ pub fn collapse_message(epoch: usize, predicted_fake: f64, lr: f64) -> String {
         ("real", 1.0 - predicted_fake)
     };
     format!(
-        "epoch {epoch}: the model has collapsed to a constant classifier ({:.1} % of val images \
-         predicted {class}); its accuracy is just the class share. If this persists over \
-         epochs, try a lower learning rate (e.g. {:.0e} instead of {lr:.0e}).",
+        "epoch {epoch}: the model still predicts one class for almost every image ({:.1} % of \
+         val images predicted {class}), so its accuracy is just the class share. Models often \
+         leave this plateau after an epoch or two; if it stays, a lower learning rate (e.g. \
+         {:.0e} instead of {lr:.0e}) usually helps.",
         share * 100.0,
         lr / 10.0
     )
@@ -181,6 +213,7 @@ pub fn train(
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunRecord, TrainError> {
     config.validate().map_err(TrainError::InvalidConfig)?;
+    check_framing(&config.input, data)?;
     let model = models::build(config.model, device, config.seed)?;
     let mut initialization = match &config.pretrained {
         Some(path) => {
@@ -210,6 +243,13 @@ pub fn train(
         val_images: data.val.len(),
         test_images: data.test.as_ref().map_or(0, |t| t.len()),
         unreadable: data.unreadable(),
+        input_profile: Some(InputProfile::new(
+            config.input.clone(),
+            config.model.normalization(),
+        )),
+        no_face: data.no_face(),
+        temperature: None,
+        val_threshold: None,
         epochs: Vec::new(),
         step_losses: Vec::new(),
         best_epoch: None,
@@ -259,6 +299,7 @@ pub fn resume(
     }
     let config = record.config.clone();
     config.validate().map_err(TrainError::InvalidConfig)?;
+    check_framing(&config.input, data)?;
     let model = models::build(config.model, device, config.seed)?;
     let mut optimizer = optimizer_for(model.as_ref(), &config)?;
     let start = super::resume::load_state(run_dir, model.as_ref(), &mut optimizer)?;
@@ -275,6 +316,18 @@ pub fn resume(
         model: model.as_ref(),
     };
     run.epochs(optimizer, record, start, cancel, on_event)
+}
+
+/// Refuses data framed otherwise than the run trains on.
+fn check_framing(framing: &Framing, data: &TrainData) -> Result<(), TrainError> {
+    if data.framing() == framing {
+        return Ok(());
+    }
+    Err(TrainError::InvalidConfig(format!(
+        "the run trains on {} but the data was prepared as {}",
+        framing.describe(),
+        data.framing().describe()
+    )))
 }
 
 /// The optimiser over the parameters a run trains (only the head's with a frozen backbone).
@@ -335,6 +388,7 @@ impl Run<'_> {
                 batch_size: config.batch_size,
                 shuffle: Some((config.seed, epoch)),
                 augment: config.augment,
+                photo_augment: config.photo_augment,
                 norm,
                 first_batch: pos.next_batch,
             };
@@ -399,9 +453,18 @@ impl Run<'_> {
             let eval = |split: &Arc<PreparedSplit>| {
                 evaluate_split(model, split, config.batch_size, norm, self.device, cancel)
             };
-            let Some(val) = eval(&self.data.val)? else {
+            let val_eval = evaluate_split_margins(
+                model,
+                &self.data.val,
+                config.batch_size,
+                norm,
+                self.device,
+                cancel,
+            )?;
+            let Some(val_eval) = val_eval else {
                 return self.cancelled(&optimizer, record, pos);
             };
+            let val = val_eval.metrics;
             let test: Option<SplitMetrics> = match &self.data.test {
                 Some(split) => match eval(split)? {
                     Some(m) => Some(m),
@@ -434,6 +497,9 @@ impl Run<'_> {
                 elapsed_secs: epoch_started.elapsed().as_secs_f64(),
             };
             if record.push_epoch(epoch_record.clone()) {
+                let (temperature, threshold) = calibrate(&val_eval.margins, &val_eval.labels);
+                record.temperature = temperature;
+                record.val_threshold = threshold;
                 model.params().save(&checkpoint)?;
                 on_event(TrainEvent::CheckpointSaved {
                     epoch,
@@ -451,7 +517,15 @@ impl Run<'_> {
                 last_state = Instant::now();
             }
             on_event(TrainEvent::Epoch(epoch_record));
-            if collapsed {
+            // A model often sits at the class share for an epoch before it learns: warn when
+            // it stays there (two epochs in a row) or ends there.
+            let collapsed_before = record
+                .epochs
+                .iter()
+                .rev()
+                .nth(1)
+                .is_some_and(|e| e.collapsed);
+            if collapsed && (collapsed_before || epoch == config.epochs) {
                 on_event(TrainEvent::Collapsed {
                     epoch,
                     message: collapse_message(epoch, val.predicted_fake, config.lr),
@@ -472,6 +546,23 @@ impl Run<'_> {
         save_state(self.run_dir, self.model, optimizer, pos)?;
         finish(record, self.run_dir, RunStatus::Cancelled)
     }
+}
+
+/// The temperature fitted on val margins and the val EER threshold of the calibrated
+/// probability (`None` where the split cannot give one: a single class, non-finite logits).
+pub fn calibrate(margins: &[f64], labels: &[bool]) -> (Option<f64>, Option<f64>) {
+    let Some(t) = crate::eval::calibration::fit_temperature(margins, labels) else {
+        return (None, None);
+    };
+    let probs: Vec<f64> = margins
+        .iter()
+        .map(|&m| crate::eval::calibration::sigmoid(m, t))
+        .collect();
+    let threshold = crate::eval::confusion::ThresholdRule::Eer
+        .pick(labels, &probs)
+        .ok()
+        .filter(|t| t.is_finite());
+    (Some(t), threshold)
 }
 
 fn finish(

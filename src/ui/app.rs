@@ -204,9 +204,12 @@ impl FakeLensApp {
                     self.training.preparing = Some((stage, done, total));
                 }
                 Event::DatasetLoaded(summary) => self.dataset.set_summary(summary),
-                Event::DatasetScanned { root, unreadable } => {
-                    self.dataset.set_scanned(&root, unreadable)
-                }
+                Event::DatasetScanned {
+                    root,
+                    unreadable,
+                    no_face,
+                    images,
+                } => self.dataset.set_scanned(&root, unreadable, no_face, images),
                 Event::Failed {
                     task: Task::Dataset,
                     error,
@@ -260,6 +263,11 @@ impl FakeLensApp {
                 } => self.explain.on_split_maps(request, label, *result),
                 Event::Training(e) => self.training.on_event(e),
                 Event::TrainingFinished { run_dir, record } => {
+                    // The run just trained is what the user compares next (if it saved a
+                    // checkpoint).
+                    if crate::train::history::unusable_reason(&run_dir).is_none() {
+                        self.compare.on_imported(run_dir.clone());
+                    }
                     self.training.finish(run_dir, *record)
                 }
             }

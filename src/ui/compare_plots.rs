@@ -93,6 +93,7 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
     ui.horizontal(|ui| {
         Plot::new("compare-roc")
             .legend(Legend::default())
+            .allow_scroll(false)
             .width(width)
             .height(height)
             .x_axis_label("false positive rate")
@@ -121,6 +122,7 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
             });
         Plot::new("compare-det")
             .legend(Legend::default())
+            .allow_scroll(false)
             .width(width)
             .height(height)
             .x_axis_label("false positive rate (BPCER)")
@@ -147,6 +149,52 @@ pub fn curves_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], threshold: 
                 }
             });
     });
+    reliability_ui(ui, runs, width, height);
+}
+
+/// The reliability diagram of each run's shown (calibrated) probabilities: share of fakes
+/// against the mean fake probability per bin, with the diagonal of perfect calibration.
+fn reliability_ui(ui: &mut egui::Ui, runs: &[(String, &EvalOutcome)], width: f32, height: f32) {
+    ui.label("Reliability (15 bins of the shown fake probability)");
+    Plot::new("compare-reliability")
+        .legend(Legend::default())
+        .allow_scroll(false)
+        .width(width)
+        .height(height * 0.8)
+        .x_axis_label("mean fake probability")
+        .y_axis_label("share of fakes")
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .show(ui, |plot| {
+            plot.line(
+                Line::new(
+                    "perfectly calibrated",
+                    PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]),
+                )
+                .style(egui_plot::LineStyle::dashed_dense()),
+            );
+            for (i, (name, outcome)) in runs.iter().enumerate() {
+                let Some(c) = &outcome.report.calibration else {
+                    continue;
+                };
+                let shown = c.calibrated.as_ref().unwrap_or(&c.raw);
+                let points: Vec<[f64; 2]> = shown
+                    .reliability
+                    .iter()
+                    .map(|b| [b.mean_probability, b.fake_fraction])
+                    .collect();
+                plot.line(
+                    Line::new(name.clone(), PlotPoints::from(points.clone())).color(run_color(i)),
+                );
+                plot.points(
+                    Points::new(name.clone(), points)
+                        .radius(3.0)
+                        .color(run_color(i)),
+                );
+            }
+        });
 }
 
 /// How the training curves are drawn.
@@ -199,6 +247,7 @@ pub fn training_ui(ui: &mut egui::Ui, runs: &[(String, &RunRecord)], options: Cu
     };
     Plot::new("compare-training")
         .legend(Legend::default())
+        .allow_scroll(false)
         .height(220.0)
         .x_axis_label(x_label)
         .y_axis_label(y_label)

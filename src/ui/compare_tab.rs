@@ -7,85 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::compare_plots::{self, CurveOptions};
+use super::run_list::{RunEntry, run_checkbox, scan_runs, tick_run};
 use crate::data::Split;
 use crate::eval::confusion::{Confusion, ThresholdRule};
 use crate::eval::run_eval::{EvalOutcome, EvalRequest};
 use crate::train::RunRecord;
-
-/// A run found on disk.
-#[derive(Clone, Debug)]
-pub struct RunEntry {
-    pub dir: PathBuf,
-    pub record: RunRecord,
-}
-
-/// The runs in `runs_dir` (folders with a readable `run.json`), newest first, followed by
-/// those of `previous` that were added from elsewhere.
-pub fn scan_runs(runs_dir: &Path, previous: &[RunEntry]) -> Vec<RunEntry> {
-    let mut found: Vec<RunEntry> = std::fs::read_dir(runs_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let dir = entry.path();
-            RunRecord::load(&dir)
-                .ok()
-                .map(|record| RunEntry { dir, record })
-        })
-        .collect();
-    found.sort_by(|a, b| b.record.created.cmp(&a.record.created));
-    for old in previous {
-        if !found.iter().any(|r| r.dir == old.dir) && !old.dir.starts_with(runs_dir) {
-            found.push(old.clone());
-        }
-    }
-    found
-}
-
-/// Adds the run in `dir` (from anywhere) to `runs` if it is not listed, and ticks it.
-pub fn tick_run(
-    runs: &mut Vec<RunEntry>,
-    selected: &mut BTreeSet<PathBuf>,
-    dir: PathBuf,
-) -> Result<(), String> {
-    let record = RunRecord::load(&dir).map_err(|e| e.to_string())?;
-    if !runs.iter().any(|r| r.dir == dir) {
-        runs.push(RunEntry {
-            dir: dir.clone(),
-            record,
-        });
-    }
-    selected.insert(dir);
-    Ok(())
-}
-
-/// A checkbox labelled `text` that ticks or unticks `entry` in `selected`.
-pub fn run_checkbox(
-    ui: &mut egui::Ui,
-    entry: &RunEntry,
-    text: String,
-    selected: &mut BTreeSet<PathBuf>,
-) {
-    let mut on = selected.contains(&entry.dir);
-    if ui.checkbox(&mut on, text).changed() {
-        if on {
-            selected.insert(entry.dir.clone());
-        } else {
-            selected.remove(&entry.dir);
-        }
-    }
-}
-
-impl RunEntry {
-    pub fn name(&self) -> String {
-        let dir = self
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        format!("{} · {dir}", self.record.model.label())
-    }
-}
 
 /// What the user asked for this frame.
 #[derive(Debug)]
@@ -115,11 +41,13 @@ pub enum Column {
     Auc,
     Eer,
     Ap,
+    Ece,
+    Brier,
     MsPerImage,
 }
 
 impl Column {
-    const ALL: [Column; 10] = [
+    const ALL: [Column; 12] = [
         Column::Run,
         Column::Dataset,
         Column::Parameters,
@@ -129,6 +57,8 @@ impl Column {
         Column::Auc,
         Column::Eer,
         Column::Ap,
+        Column::Ece,
+        Column::Brier,
         Column::MsPerImage,
     ];
 
@@ -143,6 +73,8 @@ impl Column {
             Column::Auc => "AUC",
             Column::Eer => "EER",
             Column::Ap => "AP",
+            Column::Ece => "ECE",
+            Column::Brier => "Brier",
             Column::MsPerImage => "ms / image",
         }
     }
@@ -237,7 +169,8 @@ impl CompareTab {
         self.queue.clear();
     }
 
-    /// A run imported from a checkpoint: ticked, listed, and its folder scanned again.
+    /// A run imported from a checkpoint or just trained: ticked, listed, and its folder
+    /// scanned again.
     pub fn on_imported(&mut self, run_dir: PathBuf) {
         if let Some(runs_dir) = self.scanned.clone() {
             self.scan(&runs_dir);
@@ -462,8 +395,8 @@ impl CompareTab {
             .show(ui, |ui| {
                 for column in Column::ALL {
                     let arrow = match self.sort {
-                        Some((c, true)) if c == column => " ▲",
-                        Some((c, false)) if c == column => " ▼",
+                        Some((c, true)) if c == column => " (asc)",
+                        Some((c, false)) if c == column => " (desc)",
                         _ => "",
                     };
                     if ui.button(format!("{}{arrow}", column.title())).clicked() {
@@ -519,11 +452,31 @@ fn row(entry: &RunEntry, outcome: &EvalOutcome) -> Row {
             (format!("{:.4}", s.auc), s.auc),
             (format!("{:.2} %", s.eer * 100.0), s.eer),
             (format!("{:.4}", s.ap), s.ap),
+            calibration_cell(outcome, |c| c.ece),
+            calibration_cell(outcome, |c| c.brier),
             (
                 format!("{:.1}", outcome.report.ms_per_image),
                 outcome.report.ms_per_image,
             ),
         ],
+    }
+}
+
+/// A calibration figure of the shown probabilities: after the run's temperature where it
+/// has one (marked `T`), else the model's own.
+fn calibration_cell(
+    outcome: &EvalOutcome,
+    figure: fn(&crate::eval::calibration::Calibration) -> f64,
+) -> (String, f64) {
+    match &outcome.report.calibration {
+        Some(c) => match &c.calibrated {
+            Some(cal) => (
+                format!("{:.3} (raw {:.3})", figure(cal), figure(&c.raw)),
+                figure(cal),
+            ),
+            None => (format!("{:.3} (no T)", figure(&c.raw)), figure(&c.raw)),
+        },
+        None => ("–".into(), f64::NAN),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct DatasetTab {
     /// Decoding progress: (split, done, total).
     pub progress: Option<(String, usize, usize)>,
     pub unreadable: Option<Vec<Unreadable>>,
+    /// Files in which no face was found (face-crop runs use them whole), of how many.
+    pub no_face: Option<(Vec<PathBuf>, usize)>,
     pub error: Option<String>,
     filter_split: Option<Split>,
     filter_class: Option<u32>,
@@ -40,18 +42,16 @@ pub struct DatasetTab {
     /// File size and pixel dimensions of the selected image, read once when it is clicked.
     selected_info: (Option<u64>, Option<(u32, u32)>),
     loading: bool,
+    clock: Option<super::format::StageClock>,
 }
 
 impl DatasetTab {
-    /// A dataset is being opened; `None` is the built-in demo data.
+    /// A dataset is being opened; `None` is the built-in demo data. The open one stays
+    /// shown until the new one has opened (a mistyped folder only shows its error).
     pub fn begin_load(&mut self, root: Option<&Path>) {
         self.path_text = root.map(|r| r.display().to_string()).unwrap_or_default();
-        self.summary = None;
-        self.unreadable = None;
         self.error = None;
         self.progress = None;
-        self.selected = None;
-        self.filtered.clear();
         self.loading = true;
     }
 
@@ -60,15 +60,28 @@ impl DatasetTab {
     }
 
     pub fn set_summary(&mut self, summary: DatasetSummary) {
+        if self.root.as_deref() != Some(summary.root.as_path()) {
+            self.unreadable = None;
+            self.no_face = None;
+            self.selected = None;
+            self.selected_info = (None, None);
+        }
         self.path_text = summary.root.display().to_string();
         self.root = Some(summary.root.clone());
         self.summary = Some(summary);
         self.refilter();
     }
 
-    pub fn set_scanned(&mut self, root: &Path, unreadable: Vec<Unreadable>) {
+    pub fn set_scanned(
+        &mut self,
+        root: &Path,
+        unreadable: Vec<Unreadable>,
+        no_face: Vec<PathBuf>,
+        images: usize,
+    ) {
         if self.root.as_deref() == Some(root) {
             self.unreadable = Some(unreadable);
+            self.no_face = Some((no_face, images));
             self.progress = None;
             self.loading = false;
         }
@@ -124,9 +137,8 @@ impl DatasetTab {
         }
         if let Some((stage, done, total)) = &self.progress {
             let fraction = *done as f32 / (*total).max(1) as f32;
-            ui.add(
-                egui::ProgressBar::new(fraction).text(format!("decoding {stage}: {done}/{total}")),
-            );
+            let text = super::format::StageClock::text(&mut self.clock, stage, *done, *total);
+            ui.add(egui::ProgressBar::new(fraction).text(text));
         }
         if self.summary.is_none() {
             if self.loading {
@@ -214,6 +226,24 @@ impl DatasetTab {
                         .show(ui, |ui| {
                             for bad in unreadable {
                                 ui.label(format!("{} — {}", bad.path.display(), bad.reason));
+                            }
+                        });
+                });
+        }
+        if let Some((no_face, images)) = &self.no_face {
+            let title = format!(
+                "No face found: {} of {images} images (face-crop runs use them whole)",
+                no_face.len()
+            );
+            egui::CollapsingHeader::new(title)
+                .id_salt("no-face")
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("no-face-list")
+                        .max_height(120.0)
+                        .show(ui, |ui| {
+                            for path in no_face {
+                                ui.label(path.display().to_string());
                             }
                         });
                 });

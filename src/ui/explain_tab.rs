@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, run_checkbox, scan_runs, tick_run};
 use super::explain_view::{OverlayCache, faithfulness_ui, mean_maps_ui};
+use super::run_list::{RunEntry, default_run, run_checkbox, scan_runs, tick_run};
 use crate::data::Split;
 use crate::explain::Method;
 use crate::explain::colormap::Colormap;
@@ -244,6 +244,12 @@ impl ExplainTab {
         if self.scanned.as_deref() != Some(runs_dir) {
             self.scanned = Some(runs_dir.to_path_buf());
             self.runs = scan_runs(runs_dir, &self.runs);
+            // Arriving with nothing ticked: the bundled detector (or the newest run).
+            if self.selected.is_empty()
+                && let Some(first) = default_run(&self.runs)
+            {
+                self.selected.insert(first.dir.clone());
+            }
         }
         let mut action = None;
         egui::Panel::left("explain-controls")

@@ -13,6 +13,40 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// The time left of a stage from how long it has run: `ETA 1m 15s`, or nothing before the
+/// first item is done.
+pub fn stage_eta(started: std::time::Instant, done: usize, total: usize) -> String {
+    if done == 0 || done >= total {
+        return String::new();
+    }
+    let per_item = started.elapsed().as_secs_f64() / done as f64;
+    format!(" · ETA {}", duration(per_item * (total - done) as f64))
+}
+
+/// A stage's progress seen from the UI: its name and when its first report came.
+#[derive(Clone, Debug)]
+pub struct StageClock {
+    stage: String,
+    started: std::time::Instant,
+}
+
+impl StageClock {
+    /// `stage: done/total · ETA …`, restarting the clock when the stage changes.
+    pub fn text(clock: &mut Option<StageClock>, stage: &str, done: usize, total: usize) -> String {
+        let clock = match clock {
+            Some(c) if c.stage == stage => c,
+            other => other.insert(StageClock {
+                stage: stage.to_string(),
+                started: std::time::Instant::now(),
+            }),
+        };
+        format!(
+            "{stage}: {done}/{total}{}",
+            stage_eta(clock.started, done, total)
+        )
+    }
+}
+
 /// `0.8834` → `88.34 %`.
 pub fn percent(fraction: f64) -> String {
     format!("{:.2} %", fraction * 100.0)

@@ -6,12 +6,13 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::compare_tab::{RunEntry, run_checkbox, scan_runs, tick_run};
+use super::run_list::{RunEntry, default_run, run_checkbox, scan_runs, tick_run};
 use crate::explain::Method;
 use crate::explain::render::{OverlayStyle, overlay};
 use crate::inspect::inputs::expand_inputs;
-use crate::inspect::photo::CropMode;
-use crate::worker::inspect_jobs::{InspectRequest, InspectedPhoto};
+use crate::inspect::photo::InputOverride;
+use crate::inspect::verdict::Decision;
+use crate::worker::inspect_jobs::{InspectRequest, InspectedPhoto, RunVerdict};
 
 /// Files sent to the worker per request (the rest wait, so Stop and new choices apply soon).
 const FILES_PER_REQUEST: usize = 8;
@@ -39,7 +40,9 @@ pub struct InspectTab {
     /// Card ids waiting to be judged (with a face choice when re-judging).
     queue: VecDeque<(u64, Option<usize>)>,
     pub running: bool,
-    pub crop: CropMode,
+    pub crop: InputOverride,
+    /// Half-width of the unsure band around each threshold.
+    pub unsure_band: f64,
     pub overlay: OverlayChoice,
     pub style: OverlayStyle,
     pub path_text: String,
@@ -57,7 +60,8 @@ impl Default for InspectTab {
             cards: Vec::new(),
             queue: VecDeque::new(),
             running: false,
-            crop: CropMode::Auto,
+            crop: InputOverride::Own,
+            unsure_band: crate::inspect::verdict::DEFAULT_UNSURE_BAND,
             overlay: OverlayChoice::Saliency,
             style: OverlayStyle::default(),
             path_text: String::new(),
@@ -143,6 +147,7 @@ impl InspectTab {
                 .map(|r| r.dir.clone())
                 .collect(),
             crop: self.crop,
+            unsure_band: self.unsure_band,
             face,
             method: match self.overlay {
                 OverlayChoice::None => None,
@@ -174,7 +179,7 @@ impl InspectTab {
         self.scanned = Some(runs_dir.to_path_buf());
         self.runs = scan_runs(runs_dir, &self.runs);
         if self.selected.is_empty()
-            && let Some(newest) = self.runs.first()
+            && let Some(newest) = default_run(&self.runs)
         {
             self.selected.insert(newest.dir.clone());
         }
@@ -255,8 +260,13 @@ impl InspectTab {
         });
         ui.horizontal_wrapped(|ui| {
             ui.label("Crop:");
-            ui.selectable_value(&mut self.crop, CropMode::Auto, "largest face (1.3×)");
-            ui.selectable_value(&mut self.crop, CropMode::Off, "whole image");
+            for choice in [
+                InputOverride::Own,
+                InputOverride::Face,
+                InputOverride::Whole,
+            ] {
+                ui.selectable_value(&mut self.crop, choice, choice.label());
+            }
             ui.separator();
             ui.label("Heatmap:");
             ui.selectable_value(&mut self.overlay, OverlayChoice::None, "off");
@@ -287,6 +297,18 @@ fn texture(ctx: &egui::Context, name: String, image: &image::RgbImage) -> egui::
     )
 }
 
+/// The colour of a decision, shared by the verdict badge and the colour key.
+pub fn decision_color(decision: Decision) -> egui::Color32 {
+    match decision {
+        Decision::Fake => egui::Color32::from_rgb(220, 70, 60),
+        Decision::Real => egui::Color32::from_rgb(60, 170, 100),
+        Decision::Unsure => egui::Color32::from_rgb(220, 160, 40),
+    }
+}
+
+/// Side of the crop and heatmap thumbnails on a card.
+const THUMB_SIDE: f32 = 150.0;
+
 fn card_ui(
     ui: &mut egui::Ui,
     card: &mut Card,
@@ -309,23 +331,26 @@ fn card_ui(
         }
     };
     let textures = card.textures.get_or_insert_with(|| {
-        let mut list = vec![
-            texture(
-                ui.ctx(),
-                format!("inspect-{}-photo", card.id),
-                &photo.preview,
-            ),
-            texture(ui.ctx(), format!("inspect-{}-crop", card.id), &photo.input),
-        ];
+        let mut list = vec![texture(
+            ui.ctx(),
+            format!("inspect-{}-photo", card.id),
+            &photo.preview,
+        )];
         for (i, v) in photo.verdicts.iter().enumerate() {
-            if let Some(map) = &v.map {
-                let shown = overlay(&photo.input, &map.normalized(), style);
-                list.push(texture(
-                    ui.ctx(),
-                    format!("inspect-{}-map-{i}", card.id),
-                    &shown,
-                ));
-            }
+            list.push(texture(
+                ui.ctx(),
+                format!("inspect-{}-input-{i}", card.id),
+                &v.input,
+            ));
+            let shown = match &v.map {
+                Some(map) => overlay(&v.input, &map.normalized(), style),
+                None => (*v.input).clone(),
+            };
+            list.push(texture(
+                ui.ctx(),
+                format!("inspect-{}-map-{i}", card.id),
+                &shown,
+            ));
         }
         list
     });
@@ -351,7 +376,6 @@ fn card_ui(
                 egui::StrokeKind::Outside,
             );
         }
-        ui.add(egui::Image::new(&textures[1]).fit_to_exact_size(egui::vec2(160.0, 160.0)));
         ui.vertical(|ui| {
             ui.label(format!(
                 "{}×{} px; {} face(s) found; {:.0} ms",
@@ -376,25 +400,101 @@ fn card_ui(
                     }
                 });
             }
-            for v in &photo.verdicts {
-                let verdict = if v.verdict.fake { "FAKE" } else { "REAL" };
-                let color = if v.verdict.fake {
-                    egui::Color32::from_rgb(230, 90, 80)
-                } else {
-                    egui::Color32::from_rgb(90, 200, 120)
-                };
-                ui.horizontal(|ui| {
-                    ui.colored_label(color, verdict);
-                    ui.label(format!(
-                        "{}: fake probability {:.3} (threshold {:.3})",
-                        v.verdict.run, v.verdict.fake_probability, v.verdict.threshold
-                    ))
-                    .on_hover_text(&v.threshold_source);
-                });
+            for (i, v) in photo.verdicts.iter().enumerate() {
+                ui.separator();
+                verdict_ui(ui, style, v, &textures[1 + 2 * i], &textures[2 + 2 * i]);
+            }
+            for (dir, error) in &photo.failures {
+                ui.separator();
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("{}: no verdict: {error}", dir.display()),
+                );
             }
         });
-        for t in &textures[2..] {
-            ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(160.0, 160.0)));
+    });
+}
+
+/// One detector's answer: the verdict badge first and large, then the probability, what it
+/// saw and learned from, and (at fixed places) its input and its heatmap.
+fn verdict_ui(
+    ui: &mut egui::Ui,
+    style: OverlayStyle,
+    v: &RunVerdict,
+    input: &egui::TextureHandle,
+    map: &egui::TextureHandle,
+) {
+    let decision = v.verdict.decision;
+    ui.horizontal_top(|ui| {
+        ui.add(egui::Image::new(input).fit_to_exact_size(egui::vec2(THUMB_SIDE, THUMB_SIDE)))
+            .on_hover_text(format!("what the detector saw: {}", v.framing));
+        ui.add(egui::Image::new(map).fit_to_exact_size(egui::vec2(THUMB_SIDE, THUMB_SIDE)))
+            .on_hover_text(if v.map.is_some() {
+                "heatmap: where the fake score is most sensitive (key below the verdict)"
+            } else {
+                "heatmap off"
+            });
+        ui.vertical(|ui| {
+            let badge = egui::RichText::new(decision.name().to_uppercase())
+                .size(26.0)
+                .strong()
+                .color(egui::Color32::WHITE)
+                .background_color(decision_color(decision));
+            ui.label(badge);
+            ui.label(
+                egui::RichText::new(format!(
+                    "fake probability {:.0} %  (threshold {:.0} %)",
+                    v.verdict.fake_probability * 100.0,
+                    v.verdict.threshold * 100.0
+                ))
+                .size(15.0),
+            )
+            .on_hover_text(format!(
+                "calibrated; the model's own softmax: {:.3}. Threshold: {}",
+                v.verdict.raw_fake_probability, v.threshold_source
+            ));
+            ui.label(&v.verdict.run);
+            let val = v
+                .provenance
+                .val_accuracy
+                .map(|a| format!("; val accuracy {:.1} %", a * 100.0))
+                .unwrap_or_default();
+            ui.weak(format!(
+                "sees the {}; trained on {}{val}",
+                v.framing, v.provenance.trained_on
+            ));
+            if v.provenance.demo_only {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    "⚠ trained only on synthetic demo faces: its verdicts on real photos mean \
+                     nothing",
+                );
+            }
+            if v.map.is_some() {
+                colour_key(ui, style.colormap);
+            }
+        });
+    });
+}
+
+/// The heatmap's colour key: a strip from low to high.
+fn colour_key(ui: &mut egui::Ui, colormap: crate::explain::colormap::Colormap) {
+    ui.horizontal(|ui| {
+        ui.weak("low");
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(90.0, 10.0), egui::Sense::hover());
+        let painter = ui.painter_at(rect);
+        let steps = 30;
+        for i in 0..steps {
+            let t = i as f32 / (steps - 1) as f32;
+            let [r, g, b] = colormap.color(t);
+            let x0 = rect.left() + rect.width() * i as f32 / steps as f32;
+            let x1 = rect.left() + rect.width() * (i + 1) as f32 / steps as f32;
+            painter.rect_filled(
+                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+                0.0,
+                egui::Color32::from_rgb(r, g, b),
+            );
         }
+        ui.weak("high");
     });
 }

@@ -10,6 +10,7 @@ pub mod explain_tab;
 pub mod explain_view;
 pub mod format;
 pub mod inspect_tab;
+pub mod run_list;
 pub mod thumbnails;
 pub mod training_tab;
 

@@ -26,6 +26,7 @@ pub struct TrainingTab {
     pub running: bool,
     stopping: bool,
     pub preparing: Option<(String, usize, usize)>,
+    preparing_clock: Option<format::StageClock>,
     pub progress: Option<BatchProgress>,
     evaluating: Option<usize>,
     /// Per-epoch results of the current (or last) run.
@@ -46,6 +47,7 @@ impl TrainingTab {
             running: false,
             stopping: false,
             preparing: None,
+            preparing_clock: None,
             progress: None,
             evaluating: None,
             epochs: Vec::new(),
@@ -97,6 +99,8 @@ impl TrainingTab {
         self.stopping = false;
         self.preparing = None;
         self.evaluating = None;
+        // The bar's batch and ETA belonged to the run in progress.
+        self.progress = None;
         self.run_dir = Some(run_dir);
         self.result = Some(record);
     }
@@ -275,8 +279,46 @@ impl TrainingTab {
                     ui.add(egui::DragValue::new(&mut self.config.seed))
                         .labelled_by(label.id);
                     ui.end_row();
+                    ui.label("Input");
+                    ui.horizontal(|ui| {
+                        let face = crate::data::profile::Framing::face(
+                            crate::data::face::CROP_MARGIN,
+                        );
+                        let mut is_face = self.config.input.is_face();
+                        ui.radio_value(&mut is_face, true, "face crop")
+                            .on_hover_text("the largest face, cropped 1.3× around it (the whole image where none is found)");
+                        ui.radio_value(&mut is_face, false, "whole image");
+                        if is_face != self.config.input.is_face() {
+                            self.config.input = if is_face {
+                                face
+                            } else {
+                                crate::data::profile::Framing::Whole
+                            };
+                        }
+                        if let crate::data::profile::Framing::Face { scale, .. } =
+                            &mut self.config.input
+                        {
+                            ui.add(
+                                egui::DragValue::new(scale)
+                                    .range(1.0..=4.0)
+                                    .speed(0.05)
+                                    .suffix("×"),
+                            )
+                            .on_hover_text("the crop's side as a multiple of the face box");
+                        }
+                    });
+                    ui.end_row();
                     ui.label("Augment");
-                    ui.checkbox(&mut self.config.augment, "crop + flip");
+                    ui.horizontal(|ui| {
+                        ui.checkbox(&mut self.config.augment, "crop + flip");
+                        let mut photo = self.config.photo_augment.is_some();
+                        ui.checkbox(&mut photo, "photo degradations")
+                            .on_hover_text("random rescale, JPEG re-compression and blur, as faces in real photos come");
+                        if photo != self.config.photo_augment.is_some() {
+                            self.config.photo_augment =
+                                photo.then_some(crate::data::degrade::PhotoAugment::DEFAULT);
+                        }
+                    });
                     ui.end_row();
                     ui.label("Pretrained");
                     self.pretrained_ui(ui);
@@ -300,8 +342,13 @@ impl TrainingTab {
         };
         ui.horizontal(|ui| {
             let can_start = !self.running && data_root.is_some();
+            let start = if self.running {
+                "Training…"
+            } else {
+                "Start training"
+            };
             if ui
-                .add_enabled(can_start, egui::Button::new("Start training"))
+                .add_enabled(can_start, egui::Button::new(start))
                 .clicked()
                 && let Some(root) = data_root
             {
@@ -339,9 +386,8 @@ impl TrainingTab {
         }
         if let Some((stage, done, total)) = &self.preparing {
             let fraction = *done as f32 / (*total).max(1) as f32;
-            ui.add(
-                egui::ProgressBar::new(fraction).text(format!("decoding {stage}: {done}/{total}")),
-            );
+            let text = format::StageClock::text(&mut self.preparing_clock, stage, *done, *total);
+            ui.add(egui::ProgressBar::new(fraction).text(text));
         } else if let Some(p) = &self.progress {
             let done =
                 ((p.epoch - 1) * p.batches + p.batch) as f32 / (p.epochs * p.batches).max(1) as f32;
@@ -379,8 +425,15 @@ impl TrainingTab {
         if self.epochs.is_empty() && self.batch_losses.is_empty() && !self.running {
             ui.weak(
                 "No run yet. Start training to see loss and accuracy per epoch (train, val, \
-                 test) and the loss of every batch, or open an earlier run.",
+                 test) and the loss of every batch.",
             );
+            if ui.button("Open an earlier run…").clicked()
+                && let Some(dir) = rfd::FileDialog::new()
+                    .set_directory(crate::train::history::default_runs_dir())
+                    .pick_folder()
+            {
+                self.open_run(dir);
+            }
         }
         if let (Some(dir), Some(count)) = (&self.run_dir, self.param_count) {
             ui.weak(format!(
@@ -393,6 +446,10 @@ impl TrainingTab {
     }
 
     fn plots_ui(&self, ui: &mut egui::Ui) {
+        // Before any run there is nothing to plot: empty axes would only mislead.
+        if self.epochs.is_empty() && self.batch_losses.is_empty() {
+            return;
+        }
         let height = ((ui.available_height() - 20.0) / 2.0).max(120.0);
         let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
         let series = |f: fn(&EpochRecord) -> Option<f64>| -> Vec<[f64; 2]> {
@@ -404,6 +461,7 @@ impl TrainingTab {
         ui.horizontal(|ui| {
             Plot::new("loss-per-epoch")
                 .legend(Legend::default())
+                .allow_scroll(false)
                 .height(height)
                 .width(width)
                 .x_axis_label("epoch")
@@ -415,6 +473,7 @@ impl TrainingTab {
                 });
             Plot::new("acc-per-epoch")
                 .legend(Legend::default())
+                .allow_scroll(false)
                 .height(height)
                 .width(width)
                 .x_axis_label("epoch")
@@ -429,6 +488,7 @@ impl TrainingTab {
         });
         Plot::new("loss-per-batch")
             .legend(Legend::default())
+            .allow_scroll(false)
             .height(height)
             .x_axis_label("step")
             .y_axis_label("training loss")
@@ -490,9 +550,13 @@ fn epoch_series(plot: &mut egui_plot::PlotUi<'_>, name: &str, points: Vec<[f64; 
 
 fn preset_help(preset: Preset) -> &'static str {
     match preset {
-        Preset::Default => "Adam, lr 1e-4, batch 32, 5 epochs: learns on lfw-faceswap",
+        Preset::Default => {
+            "Adam, lr 1e-4, batch 32, 5 epochs, 1.3× face crops with photo degradations: \
+             learns on lfw-faceswap"
+        }
         Preset::Course => {
-            "The course's command: Adam, lr 1e-3, batch 32, 5 epochs (collapses on lfw-faceswap)"
+            "The course's command: Adam, lr 1e-3, batch 32, 5 epochs, whole images (collapses \
+             on lfw-faceswap)"
         }
     }
 }
@@ -510,6 +574,9 @@ fn result_text(record: &RunRecord) -> String {
             "Run {status}. Best val epoch {epoch}: val {}, test {}.",
             format::percent(val),
             record.test_acc_at_best.map_or("—".into(), format::percent)
+        ),
+        _ if record.status == RunStatus::Cancelled => format!(
+            "Run {status} before its first epoch ended: no checkpoint yet (Resume continues it)."
         ),
         _ => format!("Run {status}; no epoch completed, so no checkpoint was saved."),
     }

@@ -158,9 +158,13 @@ pub(super) fn explain_image(
     sink: &EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let picture = decode_rgb(&request.image).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let decoded = decode_rgb(&request.image).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut maps = Vec::new();
     let mut failures = Vec::new();
+    // The picture is framed as the first run that loads sees it; a run framed otherwise
+    // is reported, not shown a framing it did not learn.
+    let mut framed: Option<(crate::data::profile::Framing, image::RgbImage)> = None;
+    let mut finder: Option<crate::data::face::FaceFinder> = None;
     for dir in &request.runs {
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
@@ -168,6 +172,25 @@ pub(super) fn explain_image(
         let mut one = || -> anyhow::Result<RunMap> {
             let run = loaded.get(dir, choice, sink)?;
             let device = run.model.params().device().clone();
+            let profile = run.profile();
+            let picture = match &framed {
+                Some((framing, picture)) if *framing == profile.framing => picture.clone(),
+                Some((framing, _)) => anyhow::bail!(
+                    "{} sees a {}, the runs before it a {}: explain it on its own",
+                    run.label(),
+                    profile.framing.describe(),
+                    framing.describe()
+                ),
+                None => {
+                    let finder = match &mut finder {
+                        Some(finder) => finder,
+                        none => none.insert(crate::data::face::FaceFinder::new()?),
+                    };
+                    let (picture, _) = profile.frame_with(&decoded, finder);
+                    framed = Some((profile.framing.clone(), picture.clone()));
+                    picture
+                }
+            };
             let input = run.input_of(&picture, &device)?;
             let fake_probability = run.fake_probabilities(&input)?[0];
             let class = match request.class {
@@ -197,11 +220,14 @@ pub(super) fn explain_image(
         };
         match one() {
             Ok(map) => maps.push(map),
-            Err(e) => failures.push((dir.clone(), format!("{e:#}"))),
+            Err(e) => failures.push((dir.clone(), crate::report::chain(&e))),
         }
     }
     sink.send(Event::Explained(Box::new(ExplainedImage {
-        picture: Arc::new(resize_square(&picture, INPUT_SIZE as u32)),
+        picture: Arc::new(match framed {
+            Some((_, picture)) => picture,
+            None => resize_square(&decoded, INPUT_SIZE as u32),
+        }),
         request,
         maps,
         failures,
@@ -222,7 +248,7 @@ pub(super) fn split_maps(
     let job = SplitJob {
         model: run.model.as_ref(),
         split,
-        norm: run.record.normalization,
+        norm: run.profile().normalization,
         device: &device,
     };
     let stage = format!(

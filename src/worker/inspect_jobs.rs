@@ -13,10 +13,10 @@ use image::RgbImage;
 
 use super::{Event, EventSink, Task};
 use crate::data::decode::decode_rgb;
+use crate::data::face::{FaceBox, FaceFinder};
 use crate::device::DeviceChoice;
 use crate::explain::{Heatmap, Method, explain};
-use crate::inspect::face::{FaceBox, FaceFinder};
-use crate::inspect::photo::{CropMode, prepare_decoded};
+use crate::inspect::photo::{InputOverride, prepare_decoded};
 use crate::inspect::verdict::{Judge, Verdict};
 use crate::train::history::CHECKPOINT_FILE;
 
@@ -26,7 +26,10 @@ pub struct InspectRequest {
     /// `(card id, file)`: the id names the card the answer fills.
     pub files: Vec<(u64, PathBuf)>,
     pub runs: Vec<PathBuf>,
-    pub crop: CropMode,
+    /// Each detector's own framing, or one for all in this drop.
+    pub crop: InputOverride,
+    /// Half-width of the unsure band around each threshold.
+    pub unsure_band: f64,
     /// A face other than the largest (when re-judging one card).
     pub face: Option<usize>,
     /// The map drawn over the crop, if any.
@@ -38,7 +41,47 @@ pub struct InspectRequest {
 pub struct RunVerdict {
     pub verdict: Verdict,
     pub threshold_source: String,
+    /// What the detector saw, framed by its profile (or the drop's override).
+    pub input: Arc<RgbImage>,
+    /// The face it saw; `None`: the whole photo.
+    pub face: Option<usize>,
+    /// `face crop 1.3×` or `whole image`.
+    pub framing: String,
+    /// What the detector learned from, and how well it did on its val split.
+    pub provenance: Provenance,
     pub map: Option<Heatmap>,
+}
+
+/// What a detector knows: its training data and its val accuracy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provenance {
+    /// The dataset folder's name, `demo data (synthetic faces)`, or `imported`.
+    pub trained_on: String,
+    pub val_accuracy: Option<f64>,
+    /// Trained on the generated demo set only: its verdicts on real photos mean nothing.
+    pub demo_only: bool,
+}
+
+impl Provenance {
+    pub fn of(record: &crate::train::RunRecord) -> Provenance {
+        let demo_only = crate::data::demo::is_demo_dataset(&record.dataset);
+        let trained_on = if record.status == crate::train::RunStatus::Imported {
+            "imported".to_string()
+        } else if demo_only {
+            "demo data (synthetic faces)".to_string()
+        } else {
+            record
+                .dataset
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| record.dataset.display().to_string())
+        };
+        Provenance {
+            trained_on,
+            val_accuracy: record.best_val_acc,
+            demo_only,
+        }
+    }
 }
 
 /// A judged photo.
@@ -50,11 +93,12 @@ pub struct InspectedPhoto {
     pub preview: Arc<RgbImage>,
     pub preview_scale: f32,
     pub faces: Vec<FaceBox>,
+    /// The face the first detector saw (drawn highlighted).
     pub face: Option<usize>,
-    /// The 256×256 input the detectors saw.
-    pub input: Arc<RgbImage>,
     pub note: Option<String>,
     pub verdicts: Vec<RunVerdict>,
+    /// Detectors that could not answer (`run folder`, why): the others still do.
+    pub failures: Vec<(PathBuf, String)>,
     /// Milliseconds from the start of this file to its verdicts (and maps).
     pub elapsed_ms: f64,
 }
@@ -119,11 +163,17 @@ pub(super) fn inspect(
     sink: &EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let judges = request
+    // A detector that fails to load is reported on every card; the others still judge.
+    let judges: Vec<(PathBuf, Result<Rc<Judge>, String>)> = request
         .runs
         .iter()
-        .map(|dir| state.judge(dir, choice, sink, cancel))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|dir| {
+            let judge = state
+                .judge(dir, choice, sink, cancel)
+                .map_err(|e| crate::report::chain(&e));
+            (dir.clone(), judge)
+        })
+        .collect();
     let finder = match &mut state.finder {
         Some(finder) => finder,
         none => none.insert(FaceFinder::new()?),
@@ -145,7 +195,7 @@ pub(super) fn inspect(
                 photo.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
                 photo
             })
-            .map_err(|e| format!("{e:#}"));
+            .map_err(|e| crate::report::chain(&e));
         sink.send(Event::Inspected {
             id: *id,
             path: path.clone(),
@@ -161,41 +211,34 @@ pub(super) fn inspect(
 fn judge_one(
     path: &Path,
     request: &InspectRequest,
-    judges: &[Rc<Judge>],
+    judges: &[(PathBuf, Result<Rc<Judge>, String>)],
     finder: &mut FaceFinder,
     cancel: &AtomicBool,
 ) -> anyhow::Result<InspectedPhoto> {
     let decoded = decode_rgb(path)?;
-    let photo = prepare_decoded(path, &decoded, request.crop, finder, request.face);
+    let photo = prepare_decoded(path, decoded, request.crop, finder, request.face);
     let mut verdicts = Vec::with_capacity(judges.len());
-    for judge in judges {
-        // One input per run serves its verdict and its map.
-        let input = judge.input_of(&photo)?;
-        let verdict = judge.verdict(&input)?;
-        let map = match &request.method {
-            Some(method) => {
-                let stop = || cancel.load(Ordering::Relaxed);
-                explain(
-                    judge.run.model.as_ref(),
-                    &input,
-                    &[crate::LABEL_FAKE],
-                    method,
-                    &stop,
-                )?
-                .into_iter()
-                .next()
+    let mut failures = Vec::new();
+    let mut note = None;
+    for (dir, judge) in judges {
+        let judge = match judge {
+            Ok(judge) => judge,
+            Err(e) => {
+                failures.push((dir.clone(), e.clone()));
+                continue;
             }
-            None => None,
         };
-        verdicts.push(RunVerdict {
-            verdict,
-            threshold_source: judge.threshold_source.clone(),
-            map,
-        });
+        match judge_with(&photo, judge, request, cancel) {
+            Ok(verdict) => {
+                note = note.or(verdict.1);
+                verdicts.push(verdict.0);
+            }
+            Err(e) => failures.push((dir.clone(), crate::report::chain(&e))),
+        }
     }
     let scale = (PREVIEW_SIDE as f32 / photo.width.max(photo.height) as f32).min(1.0);
     let preview = image::imageops::resize(
-        &decoded,
+        &photo.picture,
         ((photo.width as f32 * scale).round() as u32).max(1),
         ((photo.height as f32 * scale).round() as u32).max(1),
         image::imageops::Triangle,
@@ -205,11 +248,52 @@ fn judge_one(
         height: photo.height,
         preview: Arc::new(preview),
         preview_scale: scale,
+        face: verdicts.iter().find_map(|v| v.face),
         faces: photo.faces,
-        face: photo.face,
-        input: Arc::new(photo.input),
-        note: photo.note,
+        note,
         verdicts,
+        failures,
         elapsed_ms: 0.0,
     })
+}
+
+/// One detector's verdict (and map) on a photo, with the framing's note.
+fn judge_with(
+    photo: &crate::inspect::photo::PreparedPhoto,
+    judge: &Judge,
+    request: &InspectRequest,
+    cancel: &AtomicBool,
+) -> anyhow::Result<(RunVerdict, Option<String>)> {
+    // One input per run serves its verdict and its map.
+    let seen = photo.input_for(&judge.run.profile());
+    let input = judge.input_of(&seen)?;
+    let verdict = judge.verdict(&input, request.unsure_band)?;
+    let map = match &request.method {
+        Some(method) => {
+            let stop = || cancel.load(Ordering::Relaxed);
+            explain(
+                judge.run.model.as_ref(),
+                &input,
+                &[crate::LABEL_FAKE],
+                method,
+                &stop,
+            )?
+            .into_iter()
+            .next()
+        }
+        None => None,
+    };
+    let note = seen.note.clone();
+    Ok((
+        RunVerdict {
+            verdict,
+            threshold_source: judge.threshold_source.clone(),
+            input: Arc::new(seen.input),
+            face: seen.face,
+            framing: seen.framing.describe(),
+            provenance: Provenance::of(&judge.run.record),
+            map,
+        },
+        note,
+    ))
 }

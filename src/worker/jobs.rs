@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use crossbeam_channel::Receiver;
 
 use super::{Command, DatasetSummary, Event, EventSink, Task, TrainEventData};
+use crate::data::profile::Framing;
 use crate::data::{DataError, DatasetIndex};
-use crate::train::{RunStatus, TrainData};
+use crate::train::{RunRecord, RunStatus, TrainData};
 
 /// State kept between jobs: the last decoded dataset, so training after loading it in the
 /// Dataset tab does not decode again.
@@ -84,7 +85,7 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
         }));
         let error = match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{e:#}")),
+            Ok(Err(e)) => Some(crate::report::chain(&e)),
             Err(panic) => Some(format!(
                 "internal error (the job crashed: {}); the app keeps running",
                 panic_text(&panic)
@@ -109,12 +110,14 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 fn cached_or_prepare(
     state: &mut State,
     root: &Path,
+    framing: &Framing,
     task: Task,
     sink: &EventSink,
     cancel: &AtomicBool,
 ) -> Result<Arc<TrainData>, DataError> {
     if let Some(data) = &state.data
         && data.root == root
+        && data.framing() == framing
     {
         return Ok(data.clone());
     }
@@ -129,7 +132,7 @@ fn cached_or_prepare(
             });
         }
     };
-    let data = Arc::new(TrainData::prepare(root, cancel, &progress)?);
+    let data = Arc::new(TrainData::prepare(root, framing, cancel, &progress)?);
     state.data = Some(data.clone());
     Ok(data)
 }
@@ -141,7 +144,11 @@ fn split_maps(
     sink: &EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let data = cached_or_prepare(state, &request.data, Task::Explain, sink, cancel)?;
+    let framing = RunRecord::load(&request.run)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .input_profile()
+        .framing;
+    let data = cached_or_prepare(state, &request.data, &framing, Task::Explain, sink, cancel)?;
     let split = match request.split {
         crate::data::Split::Train => data.train.clone(),
         crate::data::Split::Val => data.val.clone(),
@@ -188,7 +195,9 @@ fn load_dataset(
         splits: index.splits.into_iter().collect(),
     }));
     // Decoding needs train and val; a test-only or flat dataset is shown but not decoded.
-    let data = match cached_or_prepare(state, root, Task::Dataset, sink, cancel) {
+    // Faces are found as new runs frame them, so a training run that follows reuses them.
+    let framing = Framing::default_for_new_runs();
+    let data = match cached_or_prepare(state, root, &framing, Task::Dataset, sink, cancel) {
         Ok(data) => data,
         Err(DataError::MissingSplit { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -196,6 +205,8 @@ fn load_dataset(
     sink.send(Event::DatasetScanned {
         root: root.to_path_buf(),
         unreadable: data.unreadable(),
+        no_face: data.no_face(),
+        images: data.image_count(),
     });
     Ok(())
 }
@@ -223,7 +234,7 @@ fn train(
     if let Some(notice) = notice {
         sink.send(Event::Notice(notice));
     }
-    let (data_root, run_dir) = match &job {
+    let (data_root, run_dir, framing) = match &job {
         TrainJob::New {
             config,
             data_root,
@@ -231,13 +242,15 @@ fn train(
         } => (
             data_root.to_path_buf(),
             crate::train::new_run_dir(runs_dir, config.model),
+            config.input.clone(),
         ),
         TrainJob::Resume { run_dir } => {
             let record = crate::train::RunRecord::load(run_dir)?;
-            (record.dataset, run_dir.to_path_buf())
+            let framing = record.config.input.clone();
+            (record.dataset, run_dir.to_path_buf(), framing)
         }
     };
-    let data = cached_or_prepare(state, &data_root, Task::Training, sink, cancel)?;
+    let data = cached_or_prepare(state, &data_root, &framing, Task::Training, sink, cancel)?;
     let mut on_event = |event: crate::train::TrainEvent| {
         let event = TrainEventData::from(event);
         match event {
@@ -256,8 +269,14 @@ fn train(
         }
     };
     if record.status == RunStatus::Cancelled {
+        let saved = match record.best_epoch {
+            Some(epoch) => {
+                format!("the best checkpoint (epoch {epoch}) and a state to resume from")
+            }
+            None => "no checkpoint yet (no epoch finished); a state to resume from".to_string(),
+        };
         sink.send(Event::Notice(format!(
-            "training stopped; the best checkpoint so far and a state to resume from are in {}",
+            "training stopped; {saved} in {}",
             run_dir.display()
         )));
     }

@@ -107,10 +107,13 @@ pub enum Event {
         total: usize,
     },
     DatasetLoaded(DatasetSummary),
-    /// The dataset has been decoded; these files could not be read.
+    /// The dataset has been decoded and its faces found; these files could not be read,
+    /// and in these no face was found (of `images` decoded).
     DatasetScanned {
         root: PathBuf,
         unreadable: Vec<Unreadable>,
+        no_face: Vec<PathBuf>,
+        images: usize,
     },
     Failed {
         task: Task,

@@ -31,6 +31,8 @@ pub fn lfw_faceswap() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/lfw-faceswap");
     if path.is_dir() {
         Some(path)
+    } else if std::env::var_os("FAKELENS_REQUIRE_DATA").is_some_and(|v| v == "1") {
+        panic!("{} is absent and FAKELENS_REQUIRE_DATA=1", path.display());
     } else {
         eprintln!(
             "notice: {} is absent; skipping the real-data part of this test",

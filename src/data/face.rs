@@ -12,8 +12,12 @@ const MODEL: &[u8] = include_bytes!("../../assets/face/seeta_fd_frontal_v1.0.bin
 /// Longest side of the copy the detector scans (a 12000×9000 photo is scanned at 1024×768).
 pub const DETECT_MAX_SIDE: u32 = 1024;
 
-/// How much larger than the face box the crop is (DeepfakeBench / FaceForensics++).
+/// How much larger than the face box the crop is by default (DeepfakeBench /
+/// FaceForensics++).
 pub const CROP_MARGIN: f32 = 1.3;
+
+/// Smallest face the detector reports, in pixels of the scanned copy.
+pub const MIN_FACE_PX: u32 = 40;
 
 /// A face found in a photo, in the photo's pixels.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +41,13 @@ impl FaceBox {
 #[error("the bundled face detector model cannot be read: {0}")]
 pub struct FaceModelError(std::io::Error);
 
+impl FaceModelError {
+    /// The error of a detector that could not be made earlier (its cause was reported then).
+    pub fn unreadable() -> FaceModelError {
+        FaceModelError(std::io::Error::other("the model failed to load"))
+    }
+}
+
 /// The face detector.
 pub struct FaceFinder {
     detector: Box<dyn rustface::Detector>,
@@ -48,7 +59,7 @@ impl FaceFinder {
     pub fn new() -> Result<FaceFinder, FaceModelError> {
         let model = rustface::read_model(std::io::Cursor::new(MODEL)).map_err(FaceModelError)?;
         let mut detector = rustface::create_detector_with_model(model);
-        detector.set_min_face_size(40);
+        detector.set_min_face_size(MIN_FACE_PX);
         detector.set_score_thresh(2.0);
         detector.set_pyramid_scale_factor(0.8);
         detector.set_slide_window_step(4, 4);
@@ -96,11 +107,11 @@ impl FaceFinder {
     }
 }
 
-/// The square around `face`'s centre, `CROP_MARGIN` × its longer side, clipped to the photo,
+/// The square around `face`'s centre, `scale` × its longer side, clipped to the photo,
 /// resized to `size`×`size`.
-pub fn crop_face(photo: &RgbImage, face: &FaceBox, size: u32) -> RgbImage {
+pub fn crop_face(photo: &RgbImage, face: &FaceBox, scale: f32, size: u32) -> RgbImage {
     let (width, height) = photo.dimensions();
-    let side = (face.width.max(face.height) as f32 * CROP_MARGIN).round() as u32;
+    let side = (face.width.max(face.height) as f32 * scale).round() as u32;
     let side = side.clamp(1, width.min(height).max(1));
     let cx = face.x as f32 + face.width as f32 / 2.0;
     let cy = face.y as f32 + face.height as f32 / 2.0;
@@ -128,7 +139,7 @@ mod tests {
             height: 60,
             score: 5.0,
         };
-        let crop = crop_face(&photo, &face, 256);
+        let crop = crop_face(&photo, &face, CROP_MARGIN, 256);
         assert_eq!(crop.dimensions(), (256, 256));
         // 1.3 × 60 = 78 px square, pushed left to fit: its right edge is the photo's.
         assert!(crop.get_pixel(255, 128).0[0] >= (399u32 % 256) as u8 - 2);

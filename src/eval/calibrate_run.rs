@@ -1,0 +1,83 @@
+//! Fitting a run's temperature after the fact (for runs trained before temperatures were
+//! fitted, and imported ones): score its val split framed by its input profile, fit the
+//! temperature and the val EER threshold of the calibrated probability, and record both in
+//! `run.json` (written atomically). Training does the same at every best epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::Device;
+
+use crate::data::{DataError, DatasetIndex, PreparedSplit, Split};
+use crate::models::{self, ModelError};
+use crate::train::history::{CHECKPOINT_FILE, HistoryError, RunRecord};
+use crate::train::{TrainError, calibrate, evaluate::evaluate_split_margins};
+
+/// Why a run could not be calibrated.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("{0} does not exist: the run saved no checkpoint (it never finished an epoch)")]
+    NoCheckpoint(PathBuf),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Scoring(#[from] TrainError),
+    #[error("cancelled")]
+    Cancelled,
+    #[error(
+        "the val split of {0} cannot give a temperature (it needs both classes and finite \
+         logits)"
+    )]
+    Unfit(PathBuf),
+}
+
+/// Fits and records the temperature of the run in `run_dir` on the val split of `data`
+/// (its own dataset when `None`). Returns the updated record.
+pub fn calibrate_run(
+    run_dir: &Path,
+    data: Option<&Path>,
+    device: &Device,
+    cancel: &AtomicBool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<RunRecord, CalibrateError> {
+    let mut record = RunRecord::load(run_dir)?;
+    let checkpoint = run_dir.join(CHECKPOINT_FILE);
+    if !checkpoint.is_file() {
+        return Err(CalibrateError::NoCheckpoint(checkpoint));
+    }
+    let model = models::load(record.model, &checkpoint, device)?;
+    let root = data.map_or_else(|| record.dataset.clone(), Path::to_path_buf);
+    let profile = record.input_profile();
+    let index = DatasetIndex::discover(&root)?;
+    let samples = index.split(Split::Val)?;
+    let val = Arc::new(PreparedSplit::prepare(
+        &root,
+        Split::Val,
+        samples,
+        &profile.framing,
+        cancel,
+        progress,
+    )?);
+    let eval = evaluate_split_margins(
+        model.as_ref(),
+        &val,
+        16,
+        profile.normalization,
+        device,
+        cancel,
+    )?
+    .ok_or(CalibrateError::Cancelled)?;
+    let (temperature, threshold) = calibrate(&eval.margins, &eval.labels);
+    if temperature.is_none() {
+        return Err(CalibrateError::Unfit(root));
+    }
+    record.temperature = temperature;
+    record.val_threshold = threshold;
+    record.save(run_dir)?;
+    Ok(record)
+}
