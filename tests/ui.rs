@@ -238,7 +238,6 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     run_until(&mut h, Duration::from_secs(60), |app| {
         app.dataset.summary.is_some()
     });
-    // Arriving ticks one run (the newest usable one); the user ticks the other.
     // Arriving ticks one run (the bundled detector, else the newest usable run); this test
     // compares its own two.
     assert_eq!(

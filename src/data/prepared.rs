@@ -57,7 +57,7 @@ impl PreparedSplit {
         let decoded: Vec<Decoded> = samples
             .par_iter()
             .map_init(
-                || FaceFinder::new().ok(),
+                || framing.is_face().then(|| FaceFinder::new().ok()).flatten(),
                 |finder, sample| {
                     if cancel.load(Ordering::Relaxed) {
                         return None;

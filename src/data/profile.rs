@@ -191,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn old_records_and_bad_margins() {
+    fn framings_read_back_and_bad_margins_are_refused() {
         let face: Framing = serde_json::from_str(
             r#"{"kind":"face","scale":1.3,"detector":"seetaface-frontal-1.0","min_face_px":40}"#,
         )
@@ -200,6 +200,5 @@ mod tests {
         assert!(Framing::face(0.5).validate().is_err());
         assert!(Framing::face(f32::NAN).validate().is_err());
         assert!(Framing::face(2.0).validate().is_ok());
-        assert_eq!(Framing::legacy(), Framing::Whole);
     }
 }

@@ -1,6 +1,7 @@
 //! Finished evaluations kept in the run's folder (`evaluations/<split>-<key>.json`), keyed by
-//! the dataset and the threshold rule, and valid only while neither the checkpoint nor the
-//! split's files have changed (sizes and modification times).
+//! the dataset and the threshold rule, and valid only while neither the checkpoint, the
+//! run's record (its temperature) nor the split's files have changed (sizes and
+//! modification times).
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -8,17 +9,28 @@ use std::time::UNIX_EPOCH;
 use super::run_eval::{EvalOutcome, EvalRequest};
 use crate::data::DatasetIndex;
 use crate::fsutil::write_atomic;
-use crate::train::history::CHECKPOINT_FILE;
+use crate::train::history::{CHECKPOINT_FILE, RUN_FILE};
 
 /// What an evaluation depended on.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
+    /// The cache's format ([`CACHE_VERSION`]): older entries are scored again.
+    #[serde(default)]
+    pub version: u32,
+    /// run.json's size and time: a temperature fitted later changes every probability.
+    #[serde(default)]
+    pub record_bytes: u64,
+    #[serde(default)]
+    pub record_modified_nanos: u128,
     pub checkpoint_bytes: u64,
     pub checkpoint_modified_nanos: u128,
     pub files: usize,
     pub files_bytes: u64,
     pub newest_modified_nanos: u128,
 }
+
+/// The cache's format: 2 keeps the logit margins and follows run.json.
+pub const CACHE_VERSION: u32 = 2;
 
 fn stat(path: &Path) -> Option<(u64, u128)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -30,6 +42,7 @@ fn stat(path: &Path) -> Option<(u64, u128)> {
 pub fn fingerprint(request: &EvalRequest) -> Option<Fingerprint> {
     let (checkpoint_bytes, checkpoint_modified_nanos) =
         stat(&request.run_dir.join(CHECKPOINT_FILE))?;
+    let (record_bytes, record_modified_nanos) = stat(&request.run_dir.join(RUN_FILE))?;
     let index = DatasetIndex::discover(&request.data).ok()?;
     let samples = index.split(request.split).ok()?;
     let (mut files_bytes, mut newest) = (0u64, 0u128);
@@ -39,6 +52,9 @@ pub fn fingerprint(request: &EvalRequest) -> Option<Fingerprint> {
         newest = newest.max(modified);
     }
     Some(Fingerprint {
+        version: CACHE_VERSION,
+        record_bytes,
+        record_modified_nanos,
         checkpoint_bytes,
         checkpoint_modified_nanos,
         files: samples.len(),

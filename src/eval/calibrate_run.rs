@@ -30,10 +30,17 @@ pub enum CalibrateError {
     #[error("cancelled")]
     Cancelled,
     #[error(
-        "the val split of {0} cannot give a temperature (it needs both classes and finite \
-         logits)"
+        "the val split of {0} cannot give a temperature (it needs both classes, finite \
+         logits, and mistakes or near-misses: a perfectly separated split has no optimum)"
     )]
     Unfit(PathBuf),
+    #[error("{0} is a bundled detector: the app never writes into it")]
+    ReadOnly(PathBuf),
+    #[error(
+        "{0} is still training (or was interrupted): its next epoch would overwrite the \
+         temperature; calibrate it when it has finished or stopped"
+    )]
+    Training(PathBuf),
 }
 
 /// Fits and records the temperature of the run in `run_dir` on the val split of `data`
@@ -45,7 +52,13 @@ pub fn calibrate_run(
     cancel: &AtomicBool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunRecord, CalibrateError> {
+    if crate::train::history::is_read_only(run_dir) {
+        return Err(CalibrateError::ReadOnly(run_dir.to_path_buf()));
+    }
     let mut record = RunRecord::load(run_dir)?;
+    if record.status == crate::train::RunStatus::Running {
+        return Err(CalibrateError::Training(run_dir.to_path_buf()));
+    }
     let checkpoint = run_dir.join(CHECKPOINT_FILE);
     if !checkpoint.is_file() {
         return Err(CalibrateError::NoCheckpoint(checkpoint));

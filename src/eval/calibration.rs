@@ -3,7 +3,8 @@
 //! in Guo et al. 2017, "On Calibration of Modern Neural Networks"), the expected calibration
 //! error (top-label, 15 equal-width bins of the confidence), the Brier score of the fake
 //! probability, and the reliability diagram (fraction of fakes against the mean fake
-//! probability, in equal-width bins, as scikit-learn's `calibration_curve` bins it).
+//! probability, in equal-width bins, as scikit-learn's `calibration_curve` bins it but for
+//! values exactly on an inner edge).
 //!
 //! Every function takes the logit margin `m = logit_fake − logit_real`: the fake
 //! probability at temperature T is `σ(m / T)`.
@@ -13,8 +14,10 @@ use serde::{Deserialize, Serialize};
 /// Bins of the expected calibration error and the reliability diagram.
 pub const CALIBRATION_BINS: usize = 15;
 
-/// Range of the temperature search (a trained model's best T lies well inside it).
-const LOG_T_RANGE: (f64, f64) = (-4.6, 4.6);
+/// Range of the temperature search, T in [0.1, 20]: a trained model's best T lies well
+/// inside it. An optimum on its edge (a val split the model separates perfectly, where the
+/// NLL falls towards T → 0) is no calibration, and none is fitted.
+const LOG_T_RANGE: (f64, f64) = (-std::f64::consts::LN_10, 2.995_732_273_553_991);
 
 /// The fake probability of margin `m` at temperature `t`.
 pub fn sigmoid(m: f64, t: f64) -> f64 {
@@ -40,7 +43,8 @@ pub fn nll(margins: &[f64], labels: &[bool], t: f64) -> f64 {
 }
 
 /// The temperature minimising the val NLL: golden-section search over log T, which is
-/// unimodal there (the NLL is convex in 1/T).
+/// unimodal there (the NLL is convex in 1/T). `None` when there is nothing to fit or the
+/// optimum lies on the search range's edge.
 pub fn fit_temperature(margins: &[f64], labels: &[bool]) -> Option<f64> {
     if margins.is_empty() || margins.len() != labels.len() || margins.iter().any(|m| !m.is_finite())
     {
@@ -70,7 +74,9 @@ pub fn fit_temperature(margins: &[f64], labels: &[bool]) -> Option<f64> {
             fd = f(d);
         }
     }
-    Some(((a + b) / 2.0).exp())
+    let log_t = (a + b) / 2.0;
+    let on_edge = (log_t - LOG_T_RANGE.0).abs() < 1e-6 || (LOG_T_RANGE.1 - log_t).abs() < 1e-6;
+    (!on_edge).then(|| log_t.exp())
 }
 
 /// One bin of a reliability diagram.
@@ -86,7 +92,8 @@ pub struct ReliabilityBin {
     pub fake_fraction: f64,
 }
 
-/// Equal-width bin of `p` in [0, 1]: `[k/n, (k+1)/n)`, the last closed.
+/// Equal-width bin of `p` in [0, 1]: `[k/n, (k+1)/n)`, the last closed (scikit-learn puts
+/// a value exactly on an inner edge in the lower bin; the two agree everywhere else).
 fn bin_of(p: f64, bins: usize) -> usize {
     ((p * bins as f64).floor().max(0.0) as usize).min(bins - 1)
 }
@@ -194,6 +201,11 @@ mod tests {
         assert!(nll(&margins, &labels, t) < nll(&margins, &labels, 1.0));
         assert_eq!(fit_temperature(&[], &[]), None);
         assert_eq!(fit_temperature(&[f64::NAN], &[true]), None);
+        // Perfectly separated: the NLL falls towards T → 0; no temperature is fitted.
+        assert_eq!(
+            fit_temperature(&[3.0, 2.0, -2.0, -4.0], &[true, true, false, false]),
+            None
+        );
     }
 
     #[test]

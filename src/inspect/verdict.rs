@@ -46,8 +46,14 @@ impl Decision {
         }
     }
 
-    /// `p` (calibrated) against `threshold` with an unsure band of ±`band`.
+    /// `p` (calibrated) against `threshold` with an unsure band of ±`band`, narrowed near
+    /// 0 and 1 to half the room on the narrower side (a threshold of 0.97 with a band of
+    /// 0.1 could otherwise never say fake).
     pub fn of(p: f64, threshold: f64, band: f64) -> Decision {
+        let band = band
+            .min(threshold / 2.0)
+            .min((1.0 - threshold) / 2.0)
+            .max(0.0);
         if (p - threshold).abs() < band {
             Decision::Unsure
         } else if p >= threshold {
@@ -154,5 +160,10 @@ mod tests {
         assert_eq!(Decision::of(0.30, 0.45, 0.1), Decision::Real);
         assert_eq!(Decision::of(0.45, 0.45, 0.0), Decision::Fake);
         assert_eq!(Decision::of(0.4499, 0.45, 0.0), Decision::Real);
+        // Near the ends the band narrows, so both verdicts stay reachable.
+        assert_eq!(Decision::of(0.999, 0.97, 0.1), Decision::Fake);
+        assert_eq!(Decision::of(0.96, 0.97, 0.1), Decision::Unsure);
+        assert_eq!(Decision::of(0.90, 0.97, 0.1), Decision::Real);
+        assert_eq!(Decision::of(0.001, 0.02, 0.1), Decision::Real);
     }
 }

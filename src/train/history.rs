@@ -201,8 +201,45 @@ pub fn is_read_only(dir: &Path) -> bool {
     dir.join(MODEL_CARD_FILE).is_file()
 }
 
+/// When a run's checkpoint and record last changed.
+pub type RunStamp = (std::time::SystemTime, std::time::SystemTime);
+
+/// When the run in `dir`'s checkpoint and record last changed: a loaded run is stale once
+/// either has (a new best epoch, a temperature fitted later).
+pub fn run_stamp(dir: &Path) -> Option<RunStamp> {
+    let modified = |file: &str| {
+        std::fs::metadata(dir.join(file))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    Some((modified(CHECKPOINT_FILE)?, modified(RUN_FILE)?))
+}
+
 /// Why the run in `dir` cannot be loaded for evaluation, explanation or verdicts, if so.
 pub fn unusable_reason(dir: &Path) -> Option<String> {
     (!dir.join(CHECKPOINT_FILE).is_file())
         .then(|| "no checkpoint: the run stopped before it finished an epoch".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run.json written before input profiles and temperatures (a committed result) loads
+    /// as a whole-image run with no degradations, no temperature and no recorded threshold.
+    #[test]
+    fn a_record_from_before_input_profiles_loads_as_whole_image() {
+        let text = include_str!("../../docs/results/lilxception-lfw-lr1e-4-cpu.json");
+        let record: RunRecord = serde_json::from_str(text).unwrap();
+        assert_eq!(record.input_profile, None);
+        assert_eq!(record.input_profile().framing, Framing::Whole);
+        assert_eq!(record.input_profile().normalization, record.normalization);
+        assert_eq!(record.config.input, Framing::Whole);
+        assert_eq!(record.config.photo_augment, None);
+        assert_eq!((record.temperature, record.val_threshold), (None, None));
+        assert!(record.no_face.is_empty());
+        // New runs get the face crop with degradations.
+        let fresh = crate::config::TrainConfig::default();
+        assert!(fresh.input.is_face() && fresh.photo_augment.is_some());
+    }
 }

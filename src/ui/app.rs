@@ -65,6 +65,10 @@ impl std::str::FromStr for Tab {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The settings' format: 0 for settings saved before input profiles, whose training
+    /// recipe lacks the framing and photo degradations new runs get.
+    #[serde(default)]
+    pub version: u32,
     pub tab: Tab,
     /// The dataset last opened; `None` opens the built-in demo data.
     pub data_root: Option<PathBuf>,
@@ -76,12 +80,30 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            version: SETTINGS_VERSION,
             tab: Tab::Dataset,
             data_root: None,
             train: TrainConfig::default(),
             device: DeviceChoice::Auto,
             runs_dir: crate::train::history::default_runs_dir(),
         }
+    }
+}
+
+/// The current settings format.
+pub const SETTINGS_VERSION: u32 = 2;
+
+impl Settings {
+    /// Settings saved by an older version, brought up to date: a recipe saved before input
+    /// profiles trains new runs on 1.3× face crops with photo degradations, as the CLI's.
+    pub fn upgraded(mut self) -> Settings {
+        if self.version < SETTINGS_VERSION {
+            let fresh = TrainConfig::default();
+            self.train.input = fresh.input;
+            self.train.photo_augment = fresh.photo_augment;
+            self.version = SETTINGS_VERSION;
+        }
+        self
     }
 }
 
@@ -108,6 +130,7 @@ impl FakeLensApp {
     /// The app with `settings`, its worker and thumbnail threads started, and the dataset
     /// (or the built-in demo data) being opened.
     pub fn new(ctx: &egui::Context, settings: Settings) -> anyhow::Result<FakeLensApp> {
+        let settings = settings.upgraded();
         let repaint = ctx.clone();
         let worker = WorkerHandle::spawn(Arc::new(move || repaint.request_repaint()))?;
         let thumbnails = Thumbnails::new(ctx)?;
@@ -203,7 +226,13 @@ impl FakeLensApp {
                 } => {
                     self.training.preparing = Some((stage, done, total));
                 }
-                Event::DatasetLoaded(summary) => self.dataset.set_summary(summary),
+                Event::DatasetLoaded(summary) => {
+                    // Remembered only once it opened: a mistyped folder is not reopened at
+                    // the next start.
+                    self.settings.data_root = (summary.root != crate::data::demo::demo_data_dir())
+                        .then(|| summary.root.clone());
+                    self.dataset.set_summary(summary)
+                }
                 Event::DatasetScanned {
                     root,
                     unreadable,
@@ -319,10 +348,7 @@ impl FakeLensApp {
         self.take_dropped_files(&ctx);
         self.settings.train = self.training.config.clone();
         match dataset_action {
-            Some(DatasetAction::Open(root)) => {
-                self.settings.data_root = Some(root.clone());
-                self.open_dataset(Some(root));
-            }
+            Some(DatasetAction::Open(root)) => self.open_dataset(Some(root)),
             Some(DatasetAction::OpenDemo) => {
                 self.settings.data_root = None;
                 self.open_dataset(None);

@@ -299,8 +299,29 @@ impl DatasetTab {
                                     ui.add_sized(size, egui::Button::new("unreadable"))
                                 }
                             };
-                            let response =
-                                response.on_hover_text(sample.path.display().to_string());
+                            // A class marker in the corner: red for fake, green for real.
+                            let (tag, color) = if sample.label == crate::LABEL_FAKE {
+                                ("F", egui::Color32::from_rgb(220, 70, 60))
+                            } else {
+                                ("R", egui::Color32::from_rgb(60, 170, 100))
+                            };
+                            let corner = egui::Rect::from_min_size(
+                                response.rect.min,
+                                egui::vec2(14.0, 14.0),
+                            );
+                            ui.painter().rect_filled(corner, 2.0, color);
+                            ui.painter().text(
+                                corner.center(),
+                                egui::Align2::CENTER_CENTER,
+                                tag,
+                                egui::FontId::proportional(10.0),
+                                egui::Color32::WHITE,
+                            );
+                            let response = response.on_hover_text(format!(
+                                "{} ({})",
+                                sample.path.display(),
+                                crate::CLASS_NAMES[sample.label as usize]
+                            ));
                             if response.clicked() {
                                 self.selected_info = (
                                     std::fs::metadata(&sample.path).ok().map(|m| m.len()),

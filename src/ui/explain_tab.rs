@@ -382,8 +382,11 @@ impl ExplainTab {
                     *index = index.saturating_sub(1);
                 }
                 let label = ui.label("image");
-                ui.add(egui::DragValue::new(index).range(0..=len.saturating_sub(1)))
+                // Shown 1-based ("image 1 of 543"), kept 0-based.
+                let mut shown = *index + 1;
+                ui.add(egui::DragValue::new(&mut shown).range(1..=len.max(1)))
                     .labelled_by(label.id);
+                *index = shown.saturating_sub(1);
                 ui.label(format!("of {len}"));
                 if ui.button("next").clicked() {
                     *index = (*index + 1).min(len.saturating_sub(1));

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use image::RgbImage;
 
@@ -21,7 +20,6 @@ use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
 use crate::explain::run_model::RunModel;
 use crate::explain::{Heatmap, Method, explain};
-use crate::train::history::CHECKPOINT_FILE;
 
 /// Which class an image's maps explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -107,10 +105,15 @@ pub enum SplitMapsResult {
     Grid(Vec<GridTile>),
 }
 
-/// Loaded runs, by folder, checkpoint time and device.
+/// Loaded runs, by folder, checkpoint and record time, and device.
 #[derive(Default)]
 pub(super) struct LoadedRuns {
-    runs: Vec<(PathBuf, Option<SystemTime>, DeviceChoice, Rc<RunModel>)>,
+    runs: Vec<(
+        PathBuf,
+        Option<crate::train::history::RunStamp>,
+        DeviceChoice,
+        Rc<RunModel>,
+    )>,
 }
 
 /// Runs kept loaded (Xception is ~90 MB of weights).
@@ -123,9 +126,7 @@ impl LoadedRuns {
         choice: DeviceChoice,
         sink: &EventSink,
     ) -> anyhow::Result<Rc<RunModel>> {
-        let stamp = std::fs::metadata(dir.join(CHECKPOINT_FILE))
-            .and_then(|m| m.modified())
-            .ok();
+        let stamp = crate::train::history::run_stamp(dir);
         if let Some((_, _, _, run)) = self
             .runs
             .iter()

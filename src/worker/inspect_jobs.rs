@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use image::RgbImage;
 
@@ -18,7 +17,6 @@ use crate::device::DeviceChoice;
 use crate::explain::{Heatmap, Method, explain};
 use crate::inspect::photo::{InputOverride, prepare_decoded};
 use crate::inspect::verdict::{Judge, Verdict};
-use crate::train::history::CHECKPOINT_FILE;
 
 /// Photos to judge.
 #[derive(Clone, Debug)]
@@ -109,14 +107,13 @@ pub const PREVIEW_SIDE: u32 = 320;
 /// Detectors and the face finder, kept between jobs.
 #[derive(Default)]
 pub(super) struct InspectState {
-    judges: Vec<(PathBuf, Option<SystemTime>, DeviceChoice, Rc<Judge>)>,
+    judges: Vec<(
+        PathBuf,
+        Option<crate::train::history::RunStamp>,
+        DeviceChoice,
+        Rc<Judge>,
+    )>,
     finder: Option<FaceFinder>,
-}
-
-fn stamp(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir.join(CHECKPOINT_FILE))
-        .and_then(|m| m.modified())
-        .ok()
 }
 
 impl InspectState {
@@ -127,7 +124,7 @@ impl InspectState {
         sink: &EventSink,
         cancel: &AtomicBool,
     ) -> anyhow::Result<Rc<Judge>> {
-        let when = stamp(dir);
+        let when = crate::train::history::run_stamp(dir);
         if let Some((.., judge)) = self
             .judges
             .iter()
