@@ -151,9 +151,10 @@ pub struct TrainArgs {
     /// With --input face: the crop's side as a multiple of the face box (default 1.3).
     #[arg(long, value_name = "S")]
     pub face_scale: Option<f32>,
-    /// Turn off the photo degradations (rescale, JPEG re-compression, blur).
+    /// Add photo degradations to the augmentation (random rescale, JPEG re-compression and
+    /// blur, as faces in real photos come; off by default: see the README's measurement).
     #[arg(long)]
-    pub no_photo_augment: bool,
+    pub photo_augment: bool,
     /// Import this pretrained checkpoint (.pth, .pth.tar, .safetensors) into the backbone.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
@@ -170,7 +171,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "data", "preset", "epochs", "batch_size", "lr", "optimizer", "momentum",
         "seed", "no_augment", "pretrained", "freeze_backbone", "out", "input", "face_scale",
-        "no_photo_augment",
+        "photo_augment",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -197,7 +198,10 @@ impl TrainArgs {
                 (None, Some(scale), _) => Framing::face(scale),
                 (None, None, base) => base.clone(),
             },
-            photo_augment: base.photo_augment.filter(|_| !self.no_photo_augment),
+            photo_augment: match self.photo_augment {
+                true => Some(crate::data::degrade::PhotoAugment::DEFAULT),
+                false => base.photo_augment,
+            },
         }
     }
 }

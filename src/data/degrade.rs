@@ -30,7 +30,7 @@ pub struct PhotoAugment {
 }
 
 impl PhotoAugment {
-    /// The degradations new runs train with.
+    /// The degradations `train --photo-augment` (and the Training tab's checkbox) adds.
     pub const DEFAULT: PhotoAugment = PhotoAugment {
         rescale_prob: 0.5,
         rescale_min: 0.35,

@@ -238,8 +238,8 @@ mod tests {
         assert_eq!(record.config.photo_augment, None);
         assert_eq!((record.temperature, record.val_threshold), (None, None));
         assert!(record.no_face.is_empty());
-        // New runs get the face crop with degradations.
+        // New runs get the face crop (degradations are opt-in).
         let fresh = crate::config::TrainConfig::default();
-        assert!(fresh.input.is_face() && fresh.photo_augment.is_some());
+        assert!(fresh.input.is_face() && fresh.photo_augment.is_none());
     }
 }

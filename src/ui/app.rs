@@ -95,7 +95,7 @@ pub const SETTINGS_VERSION: u32 = 2;
 
 impl Settings {
     /// Settings saved by an older version, brought up to date: a recipe saved before input
-    /// profiles trains new runs on 1.3× face crops with photo degradations, as the CLI's.
+    /// profiles trains new runs on 1.3× face crops, as the CLI's.
     pub fn upgraded(mut self) -> Settings {
         if self.version < SETTINGS_VERSION {
             let fresh = TrainConfig::default();

@@ -50,6 +50,8 @@ pub struct InspectTab {
     pub error: Option<String>,
     next_id: u64,
     scanned: Option<PathBuf>,
+    /// The first card of the latest drop: the view scrolls to it once.
+    scroll_to: Option<u64>,
 }
 
 impl Default for InspectTab {
@@ -69,6 +71,7 @@ impl Default for InspectTab {
             error: None,
             next_id: 0,
             scanned: None,
+            scroll_to: None,
         }
     }
 }
@@ -85,6 +88,7 @@ impl InspectTab {
         for path in inputs.files {
             let id = self.next_id;
             self.next_id += 1;
+            self.scroll_to.get_or_insert(id);
             self.cards.push(Card {
                 id,
                 path,
@@ -201,6 +205,10 @@ impl InspectTab {
             }
             let mut rejudge = None;
             for card in &mut self.cards {
+                if self.scroll_to == Some(card.id) {
+                    ui.scroll_to_cursor(Some(egui::Align::TOP));
+                    self.scroll_to = None;
+                }
                 card_ui(ui, card, self.style, &mut rejudge);
                 ui.separator();
             }

@@ -551,8 +551,7 @@ fn epoch_series(plot: &mut egui_plot::PlotUi<'_>, name: &str, points: Vec<[f64; 
 fn preset_help(preset: Preset) -> &'static str {
     match preset {
         Preset::Default => {
-            "Adam, lr 1e-4, batch 32, 5 epochs, 1.3× face crops with photo degradations: \
-             learns on lfw-faceswap"
+            "Adam, lr 1e-4, batch 32, 5 epochs, 1.3× face crops: learns on lfw-faceswap"
         }
         Preset::Course => {
             "The course's command: Adam, lr 1e-3, batch 32, 5 epochs, whole images (collapses \
