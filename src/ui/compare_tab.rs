@@ -306,7 +306,7 @@ impl CompareTab {
                 });
             }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("Dataset:");
             let own = self.data.is_none();
             if ui.radio(own, "each run's own").clicked() {

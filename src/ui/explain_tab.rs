@@ -298,7 +298,10 @@ impl ExplainTab {
                     ui.selectable_value(&mut self.method, i, *name);
                 }
             });
-        if self.method().is_cam() {
+        // The layer controls stay in place for every method (greyed where the method has no
+        // layer), so the controls below do not jump when the method changes.
+        let is_cam = self.method().is_cam();
+        ui.add_enabled_ui(is_cam, |ui| {
             let mut kinds: Vec<crate::config::ModelKind> = Vec::new();
             for r in self.runs.iter().filter(|r| self.selected.contains(&r.dir)) {
                 if !kinds.contains(&r.record.model) {
@@ -338,7 +341,9 @@ impl ExplainTab {
                     self.layer = last.to_string();
                 }
             });
-        }
+        })
+        .response
+        .on_disabled_hover_text("saliency and SmoothGrad explain the input: no layer to choose");
         if matches!(self.method(), Method::SmoothGrad(_)) {
             ui.add(egui::Slider::new(&mut self.smoothgrad.samples, 1..=64).text("noisy copies"));
             ui.add(
@@ -496,9 +501,12 @@ impl ExplainTab {
             self.grid_choice.count
         ));
         if let Some((stage, done, total)) = &self.progress {
+            // The stage names the run and the method: wrapped above the bar, not cut off
+            // at the panel's edge inside it.
+            ui.add(egui::Label::new(stage.as_str()).wrap());
             ui.add(
                 egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32)
-                    .text(format!("{stage}: {done}/{total}")),
+                    .text(format!("{done}/{total}")),
             );
         }
         action

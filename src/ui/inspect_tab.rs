@@ -267,7 +267,7 @@ impl InspectTab {
             }
         });
         ui.horizontal_wrapped(|ui| {
-            ui.label("Crop:");
+            ui.label("Input:");
             for choice in [
                 InputOverride::Own,
                 InputOverride::Face,
