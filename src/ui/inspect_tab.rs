@@ -451,7 +451,7 @@ fn verdict_ui(
             ui.label(badge);
             ui.label(
                 egui::RichText::new(format!(
-                    "fake probability {:.0} %  (threshold {:.0} %)",
+                    "fake probability {:.1} %  (threshold {:.1} %)",
                     v.verdict.fake_probability * 100.0,
                     v.verdict.threshold * 100.0
                 ))
