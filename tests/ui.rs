@@ -154,7 +154,7 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
         .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
     h.step();
     h.get_by_label_contains("SimpleNet · simple").click();
-    h.get_by_label_contains("LilXception · lil").click();
+    h.get_by_label_contains("LilXception · lil  (").click();
     h.step();
     h.get_by_label("Evaluate").click();
     h.step();
@@ -247,7 +247,7 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     );
     h.state_mut().explain.selected.clear();
     h.get_by_label_contains("SimpleNet · simple").click();
-    h.get_by_label_contains("LilXception · lil").click();
+    h.get_by_label("LilXception · lil").click();
     h.step();
     run_until(&mut h, Duration::from_secs(120), |app| {
         app.explain
