@@ -143,7 +143,6 @@ fn a_short_training_run_completes_on_cuda() {
         epochs: 2,
         batch_size: 8,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     };
     let run_dir = demo.path().join("run");

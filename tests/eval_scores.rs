@@ -96,7 +96,6 @@ fn kept_evaluations_are_reused_until_the_checkpoint_or_the_data_change() {
         epochs: 1,
         batch_size: 4,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     };
     let no = AtomicBool::new(false);

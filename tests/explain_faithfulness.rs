@@ -52,7 +52,6 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
         augment: false,
         seed: 3,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     };
     let record = train(

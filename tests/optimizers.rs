@@ -22,7 +22,6 @@ fn run(kind: OptimizerKind, dtype: DType) -> Vec<f32> {
         lr: 0.01,
         momentum: 0.9,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     };
     let mut opt = Optimizer::new(vec![w.clone()], &config).unwrap();

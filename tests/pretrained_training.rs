@@ -34,7 +34,6 @@ fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {
         pretrained: Some(pth),
         freeze_backbone: true,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     };
     let run_dir = demo.path().join("run");

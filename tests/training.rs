@@ -33,7 +33,6 @@ fn config(epochs: usize) -> TrainConfig {
         batch_size: 16,
         seed: 3,
         input: Framing::Whole,
-        photo_augment: None,
         ..TrainConfig::default()
     }
 }

@@ -133,7 +133,6 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
             epochs: 1,
             batch_size: 8,
             input: Framing::Whole,
-            photo_augment: None,
             ..TrainConfig::default()
         };
         let dir = runs.join(name);
@@ -216,7 +215,6 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
             epochs: 1,
             batch_size: 8,
             input: Framing::Whole,
-            photo_augment: None,
             ..TrainConfig::default()
         };
         let device = candle_core::Device::Cpu;
@@ -306,6 +304,15 @@ impl egui::DroppedFile for Dropped {
     }
 }
 
+/// An untrained SimpleNet's checkpoint in `dir` (seed 0), to import as a run.
+fn untrained_simplenet(dir: &std::path::Path) -> std::path::PathBuf {
+    let kind = fakelens::config::ModelKind::SimpleNet;
+    let model = fakelens::models::build(kind, &candle_core::Device::Cpu, 0).unwrap();
+    let checkpoint = dir.join("simplenet.safetensors");
+    model.params().save(&checkpoint).unwrap();
+    checkpoint
+}
+
 #[test]
 fn dropping_photos_makes_cards_with_verdicts_and_a_bad_file_its_own_error() {
     use fakelens::config::ModelKind;
@@ -313,10 +320,7 @@ fn dropping_photos_makes_cards_with_verdicts_and_a_bad_file_its_own_error() {
     let root = demo.path().join("demo");
     let runs = demo.path().join("runs");
     // An untrained SimpleNet made a run (no dataset of its own: threshold 0.5).
-    let model =
-        fakelens::models::build(ModelKind::SimpleNet, &candle_core::Device::Cpu, 0).unwrap();
-    let checkpoint = demo.path().join("simplenet.safetensors");
-    model.params().save(&checkpoint).unwrap();
+    let checkpoint = untrained_simplenet(demo.path());
     fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
     let faces: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("test/fake"))
         .unwrap()
@@ -380,10 +384,7 @@ fn a_failing_detector_never_blocks_the_others_and_a_checkpointless_run_is_not_ti
     let demo = common::small_demo(24, 12);
     let root = demo.path().join("demo");
     let runs = demo.path().join("runs");
-    let model =
-        fakelens::models::build(ModelKind::SimpleNet, &candle_core::Device::Cpu, 0).unwrap();
-    let checkpoint = demo.path().join("simplenet.safetensors");
-    model.params().save(&checkpoint).unwrap();
+    let checkpoint = untrained_simplenet(demo.path());
     let (good, _) =
         fakelens::train::imported::import_as_run(&checkpoint, ModelKind::SimpleNet, &runs).unwrap();
     let (broken, _) =
