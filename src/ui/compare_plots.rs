@@ -12,8 +12,9 @@ use crate::train::RunRecord;
 
 /// Probabilities marked on the DET axes (scikit-learn's DetCurveDisplay).
 const DET_TICKS: [f64; 9] = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999];
-/// The DET axes span ±3 normal deviates; rates of 0 or 1 are drawn at the edge.
-const DET_LIMIT: f64 = 3.0;
+/// The DET axes span ±3.35 normal deviates, so the 0.1 % and 99.9 % ticks sit inside the
+/// plot with room around them; rates of 0 or 1 are drawn at the edge.
+const DET_LIMIT: f64 = 3.35;
 
 /// False and true positive rates of "fake when the fake score ≥ `threshold`".
 pub fn operating_point(outcome: &EvalOutcome, threshold: f64) -> (f64, f64) {
