@@ -91,8 +91,8 @@ impl RunModel {
 
 /// softmax(logits / temperature)[fake], computed stably in f64.
 pub fn fake_probability(logits: [f32; 2], temperature: f64) -> f64 {
-    let margin = (f64::from(logits[1]) - f64::from(logits[0])) / temperature;
-    1.0 / (1.0 + (-margin).exp())
+    let margin = f64::from(logits[1]) - f64::from(logits[0]);
+    crate::eval::calibration::sigmoid(margin, temperature)
 }
 
 /// The framing shared by `runs`, or an error naming the first run framed otherwise: maps

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{D, Device};
 
-use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split, evaluate_split_margins};
+use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split_margins};
 use super::history::{
     CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
 };
@@ -451,23 +451,15 @@ impl Run<'_> {
             }
             on_event(TrainEvent::Evaluating { epoch });
             let eval = |split: &Arc<PreparedSplit>| {
-                evaluate_split(model, split, config.batch_size, norm, self.device, cancel)
+                evaluate_split_margins(model, split, config.batch_size, norm, self.device, cancel)
             };
-            let val_eval = evaluate_split_margins(
-                model,
-                &self.data.val,
-                config.batch_size,
-                norm,
-                self.device,
-                cancel,
-            )?;
-            let Some(val_eval) = val_eval else {
+            let Some(val_eval) = eval(&self.data.val)? else {
                 return self.cancelled(&optimizer, record, pos);
             };
             let val = val_eval.metrics;
             let test: Option<SplitMetrics> = match &self.data.test {
                 Some(split) => match eval(split)? {
-                    Some(m) => Some(m),
+                    Some(e) => Some(e.metrics),
                     None => return self.cancelled(&optimizer, record, pos),
                 },
                 None => None,
