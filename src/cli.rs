@@ -409,7 +409,15 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        TrainEvent::Evaluating { epoch } => bar.set_message(format!("eval {epoch}")),
+        TrainEvent::Evaluating(p) => {
+            bar.set_length(p.images_total as u64);
+            bar.set_position(p.images_done as u64);
+            bar.set_message(format!(
+                "epoch {} · evaluating on {}",
+                p.epoch,
+                p.split.name()
+            ));
+        }
         TrainEvent::Epoch(r) => say(&bar, epoch_row(&r)),
         TrainEvent::Collapsed { message, .. } => say(&bar, format!("warning: {message}")),
         TrainEvent::CheckpointSaved { .. } => {}

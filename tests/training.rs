@@ -50,21 +50,33 @@ fn short_run_on_demo_data_learns_and_checkpoints_round_trip() {
         ..config(6)
     };
     let mut batches = 0;
+    // The last evaluation progress seen per (epoch, split): the evaluation phase is not silent.
+    let mut evaluated = std::collections::BTreeMap::new();
     let record = train(
         &cfg,
         &data,
         &run_dir,
         &Device::Cpu,
         &AtomicBool::new(false),
-        &mut |e| {
-            if let TrainEvent::Batch(_) = e {
-                batches += 1;
+        &mut |e| match e {
+            TrainEvent::Batch(_) => batches += 1,
+            TrainEvent::Evaluating(p) => {
+                evaluated.insert((p.epoch, p.split), (p.images_done, p.images_total));
             }
+            _ => {}
         },
     )
     .unwrap();
     assert_eq!(record.status, RunStatus::Completed);
     assert!(batches > 0, "progress was reported");
+    for epoch in 1..=6 {
+        let val = evaluated.get(&(epoch, fakelens::data::Split::Val));
+        assert!(
+            matches!(val, Some(&(done, total)) if total == data.val.len() && done == total),
+            "epoch {epoch}: val evaluation progress {val:?} of {} images",
+            data.val.len()
+        );
+    }
     let first = &record.epochs[0];
     let last = record.epochs.last().unwrap();
     assert!(

@@ -40,6 +40,18 @@ fn run_until(
     h.step();
 }
 
+/// Saves what the window shows as `name`.png under `$FAKELENS_UI_VIEWS`, when it is set: the
+/// tests' states, for a person to look at (needs a wgpu adapter; llvmpipe will do).
+fn save_view(h: &mut Harness<'_, FakeLensApp>, name: &str) {
+    let Ok(dir) = std::env::var("FAKELENS_UI_VIEWS") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let view = h.render().unwrap();
+    view.save(std::path::Path::new(&dir).join(format!("{name}.png")))
+        .unwrap();
+}
+
 #[test]
 fn dataset_tab_shows_the_demo_counts() {
     let demo = common::small_demo(40, 1);
@@ -71,6 +83,33 @@ fn dataset_tab_shows_the_demo_counts() {
     );
     assert_eq!(h.query_all_by_label("24").count(), 1, "train total shown");
     h.get_by_label("Unreadable files: 0");
+
+    // Opening the preview (of a file with a long path) leaves the grid's width alone.
+    let before = h.state().dataset.grid_columns;
+    assert!(before > 3, "{before} thumbnails per row");
+    let deep = demo
+        .path()
+        .join("a folder with a rather long name, as photo archives have")
+        .join("another_level_of_nesting_without_any_spaces_in_it");
+    std::fs::create_dir_all(&deep).unwrap();
+    let sample = h.state().dataset.summary.as_ref().unwrap().splits[0].1[0].clone();
+    let copy = deep.join("the_same_image_under_a_long_file_name_0001.png");
+    std::fs::copy(&sample.path, &copy).unwrap();
+    h.state_mut().dataset.select(fakelens::data::Sample {
+        path: copy,
+        label: sample.label,
+    });
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.get_by_label_contains("label: ");
+    save_view(&mut h, "dataset-preview");
+    assert_eq!(
+        h.state().dataset.grid_columns,
+        before,
+        "the grid does not reflow"
+    );
 }
 
 #[test]
@@ -289,6 +328,73 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
     let test_images = h.state().dataset.summary.as_ref().unwrap().counts()[2].1;
     assert_eq!(tiles.len(), test_images[0] + test_images[1], "{title}");
     assert!(tiles.iter().all(|t| t.map.values.len() == 256 * 256));
+
+    // Mean maps for both runs, each captioned with its class.
+    h.get_by_label("Mean maps").click();
+    h.step();
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.explain.means.len() == 2 || app.explain.error.is_some()
+    });
+    assert!(
+        h.state().explain.error.is_none(),
+        "{:?}",
+        h.state().explain.error
+    );
+    for class in ["real", "fake"] {
+        let caption = format!("{class} · mean of");
+        assert_eq!(
+            h.query_all_by_label_contains(&caption).count(),
+            2,
+            "{caption}"
+        );
+    }
+    save_view(&mut h, "explain-mean-maps");
+
+    // A demo fake: its ground-truth mask is offered as an outline over each map.
+    let fake_index = {
+        let summary = h.state().dataset.summary.clone().unwrap();
+        let (_, samples) = summary
+            .splits
+            .iter()
+            .find(|(split, _)| *split == fakelens::data::Split::Test)
+            .unwrap();
+        samples.iter().position(|s| s.label == 1).unwrap()
+    };
+    h.state_mut().explain.source = fakelens::ui::explain_tab::ImageSource::Dataset {
+        split: fakelens::data::Split::Test,
+        index: fake_index,
+    };
+    h.step();
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.explain
+            .result
+            .as_ref()
+            .is_some_and(|r| r.mask.is_some())
+            || app.explain.error.is_some()
+    });
+    assert!(
+        h.state().explain.error.is_none(),
+        "{:?}",
+        h.state().explain.error
+    );
+    h.step();
+    save_view(&mut h, "explain-mask-outline");
+    let outlined = h.state().explain.overlays.images.clone();
+    h.get_by_label("outline the manipulated region").click();
+    h.step();
+    h.step();
+    let plain = &h.state().explain.overlays.images;
+    assert_ne!(
+        &outlined, plain,
+        "the outline is drawn over the maps and can be hidden"
+    );
+    let white = |images: &[image::RgbImage]| {
+        images[0]
+            .pixels()
+            .filter(|p| p.0 == [255, 255, 255])
+            .count()
+    };
+    assert!(white(&outlined) > white(plain), "the outline is white");
 }
 
 /// A file dropped on the window, as eframe hands it to egui.

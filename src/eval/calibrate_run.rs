@@ -83,6 +83,7 @@ pub fn calibrate_run(
         profile.normalization,
         device,
         cancel,
+        &mut |_, _| {},
     )?
     .ok_or(CalibrateError::Cancelled)?;
     let (temperature, threshold) = calibrate(&eval.margins, &eval.labels);

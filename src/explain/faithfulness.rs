@@ -38,6 +38,29 @@ impl Mask {
         })
     }
 
+    /// Reads the mask of a picture of `picture_size` (width, height) and frames it as
+    /// `profile` frames that picture with `faces` and the chosen `face`: the mask over the
+    /// model's input, for drawing its outline on the map.
+    pub fn load_framed(
+        path: &Path,
+        picture_size: (u32, u32),
+        profile: &crate::data::profile::InputProfile,
+        faces: &[crate::data::face::FaceBox],
+        face: Option<usize>,
+    ) -> Result<Mask, image::ImageError> {
+        let mut rgb = image::open(path)?.into_rgb8();
+        if rgb.dimensions() != picture_size {
+            let (width, height) = picture_size;
+            rgb = image::imageops::resize(&rgb, width, height, image::imageops::Nearest);
+        }
+        let framed = profile.frame(&rgb, faces, face).input;
+        Ok(Mask {
+            width: framed.width() as usize,
+            height: framed.height() as usize,
+            inside: framed.pixels().map(|p| p.0[0] >= 128).collect(),
+        })
+    }
+
     /// The mask grown by `radius` pixels (Euclidean): the pointing game's tolerance.
     pub fn dilated(&self, radius: usize) -> Mask {
         let r = radius as isize;

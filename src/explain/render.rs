@@ -58,6 +58,33 @@ pub fn overlay(image: &RgbImage, scaled: &[f32], style: OverlayStyle) -> RgbImag
     out
 }
 
+/// Draws the boundary of `mask` (same size as `image`) over `image` in `color`: the pixels
+/// inside with a 4-neighbour outside (or on the image's edge).
+pub fn outline(image: &mut RgbImage, mask: &super::faithfulness::Mask, color: [u8; 3]) {
+    let (width, height) = (mask.width, mask.height);
+    if (image.width() as usize, image.height() as usize) != (width, height) {
+        return;
+    }
+    let inside = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < width
+            && (y as usize) < height
+            && mask.inside[y as usize * width + x as usize]
+    };
+    for y in 0..height as isize {
+        for x in 0..width as isize {
+            let edge = inside(x, y)
+                && [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                    .iter()
+                    .any(|&(dx, dy)| !inside(x + dx, y + dy));
+            if edge {
+                image.put_pixel(x as u32, y as u32, image::Rgb(color));
+            }
+        }
+    }
+}
+
 /// `scaled` (values in [0, 1]) drawn in `colormap`, `width × height`.
 pub fn colored(scaled: &[f32], width: usize, height: usize, colormap: Colormap) -> RgbImage {
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
@@ -120,6 +147,32 @@ pub fn write_png(path: &Path, image: &RgbImage) -> Result<(), image::ImageError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mask_outline_marks_its_boundary_and_nothing_else() {
+        // A 4×4 block inside a 8×8 picture: 12 boundary pixels, 4 interior ones untouched.
+        let mask = crate::explain::faithfulness::Mask {
+            width: 8,
+            height: 8,
+            inside: (0..64)
+                .map(|i| (2..6).contains(&(i % 8)) && (2..6).contains(&(i / 8)))
+                .collect(),
+        };
+        let mut image = RgbImage::new(8, 8);
+        outline(&mut image, &mask, [0, 255, 0]);
+        let marked: Vec<(u32, u32)> = image
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0 == [0, 255, 0])
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        assert_eq!(marked.len(), 12, "{marked:?}");
+        assert!(
+            marked
+                .iter()
+                .all(|&(x, y)| x == 2 || x == 5 || y == 2 || y == 5)
+        );
+        assert!(!marked.contains(&(3, 3)) && !marked.contains(&(0, 0)));
+    }
 
     #[test]
     fn npy_header_is_aligned_and_describes_the_map() {

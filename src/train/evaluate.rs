@@ -46,10 +46,13 @@ pub fn evaluate_split(
     device: &Device,
     cancel: &AtomicBool,
 ) -> Result<Option<SplitMetrics>, super::TrainError> {
-    Ok(evaluate_split_margins(model, split, batch_size, norm, device, cancel)?.map(|e| e.metrics))
+    let no_progress = &mut |_, _| {};
+    let eval = evaluate_split_margins(model, split, batch_size, norm, device, cancel, no_progress)?;
+    Ok(eval.map(|e| e.metrics))
 }
 
 /// [`evaluate_split`] with the margins and labels (for the temperature and threshold).
+/// `progress(images_done, images_total)` is called after every batch.
 pub fn evaluate_split_margins(
     model: &dyn Detector,
     split: &Arc<PreparedSplit>,
@@ -57,6 +60,7 @@ pub fn evaluate_split_margins(
     norm: Normalization,
     device: &Device,
     cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Option<SplitEval>, super::TrainError> {
     let plan = EpochPlan {
         batch_size,
@@ -92,6 +96,7 @@ pub fn evaluate_split_margins(
             .filter(|&&p| p == crate::LABEL_FAKE)
             .count();
         count += batch.len();
+        progress(count, split.len());
     }
     let n = count.max(1) as f64;
     Ok(Some(SplitEval {

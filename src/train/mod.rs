@@ -2,6 +2,7 @@
 
 pub mod adam;
 pub mod evaluate;
+pub mod events;
 pub mod history;
 pub mod imported;
 pub mod optim;
@@ -9,6 +10,7 @@ pub mod resume;
 pub mod trainer;
 
 pub use evaluate::{SplitMetrics, evaluate_split};
+pub use events::{BatchProgress, EvalProgress, TrainEvent, collapse_message};
 pub use history::{EpochRecord, RunRecord, RunStatus, new_run_dir};
 pub use optim::Optimizer;
-pub use trainer::{BatchProgress, TrainData, TrainError, TrainEvent, calibrate, resume, train};
+pub use trainer::{TrainData, TrainError, calibrate, resume, train};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use candle_core::{D, Device};
 
 use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split_margins};
+use super::events::{BatchProgress, EvalProgress, TrainEvent, collapse_message};
 use super::history::{
     CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
 };
@@ -142,63 +143,6 @@ impl TrainData {
             .flat_map(|s| s.unreadable.iter().cloned())
             .collect()
     }
-}
-
-/// Progress inside an epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchProgress {
-    /// 1-based.
-    pub epoch: usize,
-    pub epochs: usize,
-    /// 1-based batch within the epoch.
-    pub batch: usize,
-    pub batches: usize,
-    /// Global step count (batches since the run started).
-    pub step: usize,
-    pub loss: f64,
-    pub images_per_sec: f64,
-    pub eta_secs: f64,
-}
-
-/// What the loop reports while it runs.
-#[derive(Clone, Debug)]
-pub enum TrainEvent {
-    Started {
-        run_dir: PathBuf,
-        record: Box<RunRecord>,
-    },
-    Batch(BatchProgress),
-    /// Evaluating val/test after an epoch.
-    Evaluating {
-        epoch: usize,
-    },
-    Epoch(EpochRecord),
-    /// The model predicts one class for ≥ 95 % of val images.
-    Collapsed {
-        epoch: usize,
-        message: String,
-    },
-    CheckpointSaved {
-        epoch: usize,
-        path: PathBuf,
-    },
-}
-
-/// The collapse warning shown in the Training tab and printed by the CLI.
-pub fn collapse_message(epoch: usize, predicted_fake: f64, lr: f64) -> String {
-    let (class, share) = if predicted_fake >= 0.5 {
-        ("fake", predicted_fake)
-    } else {
-        ("real", 1.0 - predicted_fake)
-    };
-    format!(
-        "epoch {epoch}: the model still predicts one class for almost every image ({:.1} % of \
-         val images predicted {class}), so its accuracy is just the class share. Models often \
-         leave this plateau after an epoch or two; if it stays, a lower learning rate (e.g. \
-         {:.0e} instead of {lr:.0e}) usually helps.",
-        share * 100.0,
-        lr / 10.0
-    )
 }
 
 /// Trains a model as `config` says on `data`, writing the run to `run_dir`. Returns the final
@@ -449,16 +393,30 @@ impl Run<'_> {
                     }));
                 }
             }
-            on_event(TrainEvent::Evaluating { epoch });
-            let eval = |split: &Arc<PreparedSplit>| {
-                evaluate_split_margins(model, split, config.batch_size, norm, self.device, cancel)
+            let mut eval = |split: &Arc<PreparedSplit>, name: Split| {
+                let mut last_sent: Option<Instant> = None;
+                let mut progress = |images_done: usize, images_total: usize| {
+                    let finished = images_done == images_total;
+                    if finished || last_sent.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
+                        last_sent = Some(Instant::now());
+                        on_event(TrainEvent::Evaluating(EvalProgress {
+                            epoch,
+                            split: name,
+                            images_done,
+                            images_total,
+                        }));
+                    }
+                };
+                progress(0, split.len());
+                let (size, device) = (config.batch_size, self.device);
+                evaluate_split_margins(model, split, size, norm, device, cancel, &mut progress)
             };
-            let Some(val_eval) = eval(&self.data.val)? else {
+            let Some(val_eval) = eval(&self.data.val, Split::Val)? else {
                 return self.cancelled(&optimizer, record, pos);
             };
             let val = val_eval.metrics;
             let test: Option<SplitMetrics> = match &self.data.test {
-                Some(split) => match eval(split)? {
+                Some(split) => match eval(split, Split::Test)? {
                     Some(e) => Some(e.metrics),
                     None => return self.cancelled(&optimizer, record, pos),
                 },
@@ -565,24 +523,4 @@ fn finish(
     record.status = status;
     record.save(run_dir)?;
     Ok(record)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::collapse_message;
-
-    #[test]
-    fn collapse_message_names_the_class_share_and_a_lower_rate() {
-        let text = collapse_message(3, 0.0, 1e-3);
-        assert!(
-            text.contains("epoch 3") && text.contains("100.0 % of val images predicted real"),
-            "{text}"
-        );
-        assert!(text.contains("1e-4 instead of 1e-3"), "{text}");
-        let text = collapse_message(1, 0.97, 1e-4);
-        assert!(
-            text.contains("97.0 % of val images predicted fake"),
-            "{text}"
-        );
-    }
 }

@@ -43,6 +43,8 @@ pub struct DatasetTab {
     selected_info: (Option<u64>, Option<(u32, u32)>),
     loading: bool,
     clock: Option<super::format::StageClock>,
+    /// Thumbnails per row in the last frame.
+    pub grid_columns: usize,
 }
 
 impl DatasetTab {
@@ -277,8 +279,10 @@ impl DatasetTab {
     fn grid_ui(&mut self, ui: &mut egui::Ui, thumbs: &mut Thumbnails) {
         let cell = THUMB_SIZE as f32 + 8.0;
         let per_row = ((ui.available_width() / cell).floor() as usize).max(1);
+        self.grid_columns = per_row;
         let rows = self.filtered.len().div_ceil(per_row);
         let ctx = ui.ctx().clone();
+        let mut clicked = None;
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show_rows(ui, cell, rows, |ui, range| {
@@ -323,16 +327,24 @@ impl DatasetTab {
                                 crate::CLASS_NAMES[sample.label as usize]
                             ));
                             if response.clicked() {
-                                self.selected_info = (
-                                    std::fs::metadata(&sample.path).ok().map(|m| m.len()),
-                                    image::image_dimensions(&sample.path).ok(),
-                                );
-                                self.selected = Some(sample.clone());
+                                clicked = Some(sample.clone());
                             }
                         }
                     });
                 }
             });
+        if let Some(sample) = clicked {
+            self.select(sample);
+        }
+    }
+
+    /// Shows `sample` in the preview panel (what clicking its thumbnail does).
+    pub fn select(&mut self, sample: Sample) {
+        self.selected_info = (
+            std::fs::metadata(&sample.path).ok().map(|m| m.len()),
+            image::image_dimensions(&sample.path).ok(),
+        );
+        self.selected = Some(sample);
     }
 
     fn preview_ui(&mut self, ui: &mut egui::Ui, thumbs: &mut Thumbnails) {
@@ -343,10 +355,10 @@ impl DatasetTab {
         let ctx = ui.ctx().clone();
         match thumbs.get(&ctx, &sample.path, PREVIEW_SIZE) {
             Thumb::Ready(texture) => {
-                ui.add(
-                    egui::Image::new(texture)
-                        .max_size(egui::vec2(PREVIEW_SIZE as f32, PREVIEW_SIZE as f32)),
-                );
+                // Never wider than the panel: a wider preview would widen it and reflow
+                // the grid beside it.
+                let side = (PREVIEW_SIZE as f32).min(ui.available_width());
+                ui.add(egui::Image::new(texture).max_size(egui::vec2(side, side)));
             }
             Thumb::Loading => {
                 ui.spinner();
@@ -360,7 +372,9 @@ impl DatasetTab {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        ui.strong(name);
+        let wrapped =
+            |text: egui::RichText| egui::Label::new(text).wrap_mode(egui::TextWrapMode::Wrap);
+        ui.add(wrapped(egui::RichText::new(name).strong()));
         ui.label(format!(
             "label: {} ({})",
             crate::CLASS_NAMES[sample.label as usize],
@@ -372,6 +386,8 @@ impl DatasetTab {
         if let Some((w, h)) = self.selected_info.1 {
             ui.label(format!("dimensions: {w}×{h}"));
         }
-        ui.weak(sample.path.display().to_string());
+        ui.add(wrapped(
+            egui::RichText::new(sample.path.display().to_string()).weak(),
+        ));
     }
 }

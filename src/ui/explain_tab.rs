@@ -6,29 +6,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::explain_view::{OverlayCache, faithfulness_ui, mean_maps_ui};
+use super::explain_view::OverlayCache;
 use super::run_list::{RunEntry, default_run, run_checkbox, scan_runs, tick_run};
 use crate::data::Split;
 use crate::explain::Method;
 use crate::explain::colormap::Colormap;
 use crate::explain::faithfulness::FaithfulnessReport;
-use crate::explain::grid::{GridChoice, GridTile, grid_figure};
+use crate::explain::grid::{GridChoice, GridTile};
 use crate::explain::mean_maps::MeanMaps;
 use crate::explain::method::METHOD_NAMES;
 use crate::explain::render::OverlayStyle;
-use crate::explain::selection::Pick;
 use crate::explain::smoothgrad::SmoothGradSettings;
 use crate::worker::DatasetSummary;
 use crate::worker::explain_jobs::{
     ClassChoice, ExplainImageRequest, ExplainedImage, SplitJobKind, SplitMapsRequest,
     SplitMapsResult,
 };
-
-/// Side of one tile of the grid figure, in pixels.
-const GRID_TILE_PX: u32 = 96;
-
-/// Fakes a faithfulness job measures at most (each costs a map and 11 forward passes).
-const FAITHFULNESS_LIMIT: usize = 200;
 
 /// What the user asked for this frame.
 pub enum ExplainAction {
@@ -60,7 +53,7 @@ pub struct ExplainTab {
     pub zoom: f32,
     pub result: Option<ExplainedImage>,
     /// Bumped when `result` changes (keys the overlay textures).
-    generation: u64,
+    pub(super) generation: u64,
     /// The request whose answer is showing or awaited.
     last_request: Option<(Vec<PathBuf>, PathBuf, String, ClassChoice)>,
     pub image_running: bool,
@@ -74,9 +67,13 @@ pub struct ExplainTab {
     /// How the grid's images are chosen, and the last grid (title, tiles).
     pub grid_choice: GridChoice,
     pub grid: Option<(String, Vec<GridTile>)>,
-    grid_texture: Option<(OverlayStyle, egui::TextureHandle)>,
-    mean_textures: BTreeMap<(PathBuf, u8), [egui::TextureHandle; 2]>,
+    pub(super) grid_texture: Option<(OverlayStyle, egui::TextureHandle)>,
+    pub(super) mean_textures: BTreeMap<(PathBuf, u8), [egui::TextureHandle; 2]>,
     scanned: Option<PathBuf>,
+    /// Draw the ground-truth mask's outline over the maps, when the image has one.
+    pub show_mask: bool,
+    /// The split result that just arrived, to scroll to once.
+    pub(super) scroll_to: Option<SplitJobKind>,
 }
 
 impl Default for ExplainTab {
@@ -110,6 +107,8 @@ impl Default for ExplainTab {
             grid_texture: None,
             mean_textures: BTreeMap::new(),
             scanned: None,
+            show_mask: true,
+            scroll_to: None,
         }
     }
 }
@@ -142,6 +141,7 @@ impl ExplainTab {
     ) {
         self.split_pending = self.split_pending.saturating_sub(1);
         self.progress = None;
+        self.scroll_to = Some(request.kind);
         match result {
             SplitMapsResult::Mean(maps) => {
                 self.mean_textures.retain(|(dir, _), _| dir != &request.run);
@@ -431,85 +431,10 @@ impl ExplainTab {
         ui.checkbox(&mut self.shared_scale, "one colour scale for all runs")
             .on_hover_text("Scale every map by the largest value of all, so strengths compare");
         ui.add(egui::Slider::new(&mut self.zoom, 0.5..=3.0).text("zoom (all)"));
-    }
-
-    fn jobs_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        dataset: Option<&DatasetSummary>,
-    ) -> Option<ExplainAction> {
-        ui.strong("Over a split");
-        let root = dataset.map(|d| d.root.clone());
-        let split = match &self.source {
-            ImageSource::Dataset { split, .. } => *split,
-            ImageSource::File(_) => Split::Test,
-        };
-        let mut action = None;
-        ui.horizontal(|ui| {
-            let enabled = root.is_some() && !self.selected.is_empty() && self.split_pending == 0;
-            let kinds = [
-                ("Mean maps", SplitJobKind::MeanMaps),
-                (
-                    "Faithfulness",
-                    SplitJobKind::Faithfulness {
-                        limit: Some(FAITHFULNESS_LIMIT),
-                    },
-                ),
-                ("Grid", SplitJobKind::Grid(self.grid_choice)),
-            ];
-            for (text, kind) in kinds {
-                if ui.add_enabled(enabled, egui::Button::new(text)).clicked()
-                    && let Some(root) = &root
-                {
-                    // A grid is one figure, for the first ticked run.
-                    let runs: Vec<PathBuf> = match kind {
-                        SplitJobKind::Grid(_) => self.selected.iter().take(1).cloned().collect(),
-                        _ => self.selected.iter().cloned().collect(),
-                    };
-                    let requests: Vec<SplitMapsRequest> = runs
-                        .into_iter()
-                        .map(|run| SplitMapsRequest {
-                            run,
-                            data: root.clone(),
-                            split,
-                            method: self.method(),
-                            kind,
-                        })
-                        .collect();
-                    self.split_pending = requests.len();
-                    self.error = None;
-                    action = Some(ExplainAction::Split(requests));
-                }
-            }
-            if self.split_pending > 0 && ui.button("Stop").clicked() {
-                self.split_pending = 0;
-                self.progress = None;
-                action = Some(ExplainAction::Stop);
-            }
-        });
-        egui::ComboBox::from_label("grid images")
-            .selected_text(self.grid_choice.pick.name())
-            .show_ui(ui, |ui| {
-                for pick in Pick::ALL {
-                    ui.selectable_value(&mut self.grid_choice.pick, pick, pick.name());
-                }
-            });
-        ui.weak(format!(
-            "On the {} split, for each ticked run (faithfulness: up to {FAITHFULNESS_LIMIT} \
-             fakes; the grid: {} images and their maps, for the first ticked run).",
-            split.name(),
-            self.grid_choice.count
-        ));
-        if let Some((stage, done, total)) = &self.progress {
-            // The stage names the run and the method: wrapped above the bar, not cut off
-            // at the panel's edge inside it.
-            ui.add(egui::Label::new(stage.as_str()).wrap());
-            ui.add(
-                egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32)
-                    .text(format!("{done}/{total}")),
-            );
+        if self.result.as_ref().is_some_and(|r| r.mask.is_some()) {
+            ui.checkbox(&mut self.show_mask, "outline the manipulated region")
+                .on_hover_text("The ground-truth mask stored beside this fake, drawn in white");
         }
-        action
     }
 
     fn maps_ui(&mut self, ui: &mut egui::Ui) {
@@ -542,6 +467,7 @@ impl ExplainTab {
                 self.generation,
                 self.style,
                 self.shared_scale,
+                self.show_mask,
             );
             ui.horizontal_top(|ui| {
                 for (map, texture) in result.maps.iter().zip(textures) {
@@ -565,28 +491,6 @@ impl ExplainTab {
             ui.spinner();
         }
         ui.separator();
-        self.grid_ui(ui);
-        mean_maps_ui(ui, &self.means, self.style, &mut self.mean_textures);
-        faithfulness_ui(ui, &self.faithfulness);
-    }
-
-    fn grid_ui(&mut self, ui: &mut egui::Ui) {
-        let Some((title, tiles)) = &self.grid else {
-            return;
-        };
-        if self.grid_texture.as_ref().map(|(style, _)| *style) != Some(self.style) {
-            let figure = grid_figure(tiles, self.style, GRID_TILE_PX);
-            let size = [figure.width() as usize, figure.height() as usize];
-            let image = egui::ColorImage::from_rgb(size, figure.as_raw());
-            let texture =
-                ui.ctx()
-                    .load_texture("explain-grid", image, egui::TextureOptions::LINEAR);
-            self.grid_texture = Some((self.style, texture));
-        }
-        ui.label(title);
-        if let Some((_, texture)) = &self.grid_texture {
-            ui.add(egui::Image::new(texture).fit_to_original_size(self.zoom));
-        }
-        ui.separator();
+        self.split_results_ui(ui);
     }
 }

@@ -9,7 +9,7 @@ use image::RgbImage;
 
 use crate::explain::faithfulness::FaithfulnessReport;
 use crate::explain::mean_maps::MeanMaps;
-use crate::explain::render::{OverlayStyle, colored, overlay};
+use crate::explain::render::{OverlayStyle, colored, outline, overlay};
 use crate::worker::explain_jobs::ExplainedImage;
 
 /// What the cached textures were drawn from.
@@ -18,6 +18,7 @@ struct DrawnFrom {
     generation: u64,
     style: (u8, u32, u32),
     shared_scale: bool,
+    outline_mask: bool,
 }
 
 /// Textures of the current overlays, redrawn only when their inputs change.
@@ -29,11 +30,16 @@ pub struct OverlayCache {
     pub images: Vec<RgbImage>,
 }
 
-/// Each run's map over the picture, scaled per map or by the maps' common maximum.
+/// Colour of the ground-truth mask's outline.
+const MASK_OUTLINE: [u8; 3] = [255, 255, 255];
+
+/// Each run's map over the picture, scaled per map or by the maps' common maximum, with the
+/// ground-truth mask's outline when asked and known.
 pub fn compose_overlays(
     explained: &ExplainedImage,
     style: OverlayStyle,
     shared_scale: bool,
+    outline_mask: bool,
 ) -> Vec<RgbImage> {
     let shared_max = explained
         .maps
@@ -49,7 +55,11 @@ pub fn compose_overlays(
             } else {
                 m.map.normalized()
             };
-            overlay(&explained.picture, &scaled, style)
+            let mut drawn = overlay(&explained.picture, &scaled, style);
+            if let Some(mask) = explained.mask.as_ref().filter(|_| outline_mask) {
+                outline(&mut drawn, mask, MASK_OUTLINE);
+            }
+            drawn
         })
         .collect()
 }
@@ -69,6 +79,7 @@ impl OverlayCache {
         generation: u64,
         style: OverlayStyle,
         shared_scale: bool,
+        outline_mask: bool,
     ) -> &[egui::TextureHandle] {
         let key = DrawnFrom {
             generation,
@@ -78,9 +89,10 @@ impl OverlayCache {
                 style.top_fraction.to_bits(),
             ),
             shared_scale,
+            outline_mask,
         };
         if self.drawn.as_ref() != Some(&key) {
-            self.images = compose_overlays(explained, style, shared_scale);
+            self.images = compose_overlays(explained, style, shared_scale, outline_mask);
             self.textures = self
                 .images
                 .iter()
@@ -108,13 +120,14 @@ pub fn mean_maps_ui(
                 texture(ui.ctx(), &format!("mean-{}", dir.display()), &image)
             })
         });
-        ui.label(format!(
-            "{label} — {method}: mean over {} real | {} fake images",
-            maps.real_images, maps.fake_images
-        ));
-        ui.horizontal(|ui| {
-            for t in pair.iter() {
-                ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(192.0, 192.0)));
+        ui.strong(format!("{label} — {method}: mean maps"));
+        let counts = [maps.real_images, maps.fake_images];
+        ui.horizontal_top(|ui| {
+            for ((t, class), count) in pair.iter().zip(crate::CLASS_NAMES).zip(counts) {
+                ui.vertical(|ui| {
+                    ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(192.0, 192.0)));
+                    ui.label(format!("{class} · mean of {count} images"));
+                });
             }
         });
     }

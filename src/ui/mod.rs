@@ -6,6 +6,7 @@ pub mod app;
 pub mod compare_plots;
 pub mod compare_tab;
 pub mod dataset_tab;
+pub mod explain_split;
 pub mod explain_tab;
 pub mod explain_view;
 pub mod format;

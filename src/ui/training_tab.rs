@@ -28,7 +28,7 @@ pub struct TrainingTab {
     pub preparing: Option<(String, usize, usize)>,
     preparing_clock: Option<format::StageClock>,
     pub progress: Option<BatchProgress>,
-    evaluating: Option<usize>,
+    evaluating: Option<crate::train::EvalProgress>,
     /// Per-epoch results of the current (or last) run.
     pub epochs: Vec<EpochRecord>,
     /// (global step, loss) of every reported batch.
@@ -80,7 +80,7 @@ impl TrainingTab {
                 self.batch_losses.push([p.step as f64, p.loss]);
                 self.progress = Some(p);
             }
-            TrainEventData::Evaluating { epoch } => self.evaluating = Some(epoch),
+            TrainEventData::Evaluating(p) => self.evaluating = Some(p),
             TrainEventData::Epoch(record) => {
                 self.evaluating = None;
                 if !record.collapsed {
@@ -121,7 +121,7 @@ impl TrainingTab {
         self.epochs = record.epochs.clone();
         self.batch_losses = step_points(&record.step_losses);
         self.collapse = record.epochs.last().filter(|e| e.collapsed).map(|e| {
-            crate::train::trainer::collapse_message(e.epoch, e.val_predicted_fake, record.config.lr)
+            crate::train::collapse_message(e.epoch, e.val_predicted_fake, record.config.lr)
         });
         self.param_count = Some(record.param_count);
         self.config = record.config.clone();
@@ -389,7 +389,7 @@ impl TrainingTab {
             let text = format::StageClock::text(&mut self.preparing_clock, stage, *done, *total);
             ui.add(egui::ProgressBar::new(fraction).text(text));
         } else if let Some(p) = &self.progress {
-            let done =
+            let mut done =
                 ((p.epoch - 1) * p.batches + p.batch) as f32 / (p.epochs * p.batches).max(1) as f32;
             let mut text = format!(
                 "epoch {}/{} · batch {}/{} · {:.1} img/s · ETA {}",
@@ -400,8 +400,16 @@ impl TrainingTab {
                 p.images_per_sec,
                 format::duration(p.eta_secs)
             );
-            if let Some(epoch) = self.evaluating {
-                text = format!("evaluating epoch {epoch} on val and test…");
+            if let Some(e) = &self.evaluating {
+                done = e.images_done as f32 / e.images_total.max(1) as f32;
+                text = format!(
+                    "epoch {}/{} · evaluating on {} · {}/{} images",
+                    e.epoch,
+                    p.epochs,
+                    e.split.name(),
+                    e.images_done,
+                    e.images_total
+                );
             }
             if self.stopping {
                 text = "stopping after this batch…".into();

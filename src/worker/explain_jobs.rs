@@ -14,8 +14,9 @@ use super::{Event, EventSink, Task};
 use crate::config::INPUT_SIZE;
 use crate::data::Split;
 use crate::data::decode::{decode_rgb, resize_square};
+use crate::data::index::mask_path_for;
 use crate::device::DeviceChoice;
-use crate::explain::faithfulness::{FaithfulnessReport, measure_faithfulness};
+use crate::explain::faithfulness::{FaithfulnessReport, Mask, measure_faithfulness};
 use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
 use crate::explain::run_model::RunModel;
@@ -64,6 +65,8 @@ pub struct ExplainedImage {
     pub maps: Vec<RunMap>,
     /// Runs that could not explain it, with the cause.
     pub failures: Vec<(PathBuf, String)>,
+    /// The ground-truth manipulation mask over `picture`, when the image has one.
+    pub mask: Option<Mask>,
 }
 
 /// A job over one run and one split of the loaded dataset.
@@ -165,7 +168,7 @@ pub(super) fn explain_image(
     // The picture is framed as the first run that loads sees it; a run framed otherwise
     // is reported, not shown a framing it did not learn.
     let mut framed: Option<(crate::data::profile::Framing, image::RgbImage)> = None;
-    let mut finder: Option<crate::data::face::FaceFinder> = None;
+    let mut mask: Option<Option<Mask>> = None;
     for dir in &request.runs {
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
@@ -183,13 +186,20 @@ pub(super) fn explain_image(
                     framing.describe()
                 ),
                 None => {
-                    let finder = match &mut finder {
-                        Some(finder) => finder,
-                        none => none.insert(crate::data::face::FaceFinder::new()?),
+                    let faces = if profile.framing.is_face() {
+                        crate::data::face::FaceFinder::new()?.detect(&decoded)
+                    } else {
+                        Vec::new()
                     };
-                    let (picture, _) = profile.frame_with(&decoded, finder);
-                    framed = Some((profile.framing.clone(), picture.clone()));
-                    picture
+                    let picture = profile.frame(&decoded, &faces, None);
+                    // A demo fake's ground truth, framed as the picture is.
+                    let mask_path = mask_path_for(&request.image);
+                    mask = mask_path.is_file().then(|| {
+                        let size = decoded.dimensions();
+                        Mask::load_framed(&mask_path, size, &profile, &faces, picture.face).ok()
+                    });
+                    framed = Some((profile.framing.clone(), picture.input.clone()));
+                    picture.input
                 }
             };
             let input = run.input_of(&picture, &device)?;
@@ -232,6 +242,7 @@ pub(super) fn explain_image(
         request,
         maps,
         failures,
+        mask: mask.flatten(),
     })));
     Ok(())
 }

@@ -255,6 +255,9 @@ fn train(
         let event = TrainEventData::from(event);
         match event {
             TrainEventData::Batch(_) => sink.send_lossy(Event::Training(event)),
+            TrainEventData::Evaluating(p) if p.images_done > 0 => {
+                sink.send_lossy(Event::Training(event));
+            }
             _ => {
                 sink.send(Event::Training(event));
             }

@@ -173,9 +173,7 @@ pub enum TrainEventData {
         step_losses: Vec<f32>,
     },
     Batch(crate::train::BatchProgress),
-    Evaluating {
-        epoch: usize,
-    },
+    Evaluating(crate::train::EvalProgress),
     Epoch(EpochRecord),
     Collapsed {
         message: String,
@@ -195,7 +193,7 @@ impl From<TrainEvent> for TrainEventData {
                 step_losses: record.step_losses,
             },
             TrainEvent::Batch(b) => TrainEventData::Batch(b),
-            TrainEvent::Evaluating { epoch } => TrainEventData::Evaluating { epoch },
+            TrainEvent::Evaluating(p) => TrainEventData::Evaluating(p),
             TrainEvent::Epoch(r) => TrainEventData::Epoch(r),
             TrainEvent::Collapsed { message, .. } => TrainEventData::Collapsed { message },
             TrainEvent::CheckpointSaved { epoch, .. } => TrainEventData::CheckpointSaved { epoch },
