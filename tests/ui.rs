@@ -145,6 +145,53 @@ fn starting_a_tiny_run_puts_points_on_the_curves() {
     h.get_by_label_contains("Best val epoch 1");
 }
 
+#[test]
+fn stopping_a_run_after_its_first_epoch_says_one_true_thing_and_keeps_no_stale_progress() {
+    let demo = common::small_demo(24, 5);
+    let root = demo.path().join("demo");
+    let mut app = app_on(&root, &demo.path().join("runs"), Tab::Training);
+    app.training.config.epochs = 50;
+    app.training.config.batch_size = 4;
+    let mut h = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    run_until(&mut h, Duration::from_secs(60), |app| {
+        app.dataset.root.is_some()
+    });
+    h.get_by_label("Start training").click();
+    h.step();
+    // Stop once the first epoch has been evaluated (a checkpoint exists) and the second runs.
+    run_until(&mut h, Duration::from_secs(240), |app| {
+        app.training.epochs.len() == 1
+            && app.training.progress.as_ref().is_some_and(|p| p.epoch == 2)
+    });
+    h.get_by_label("Stop").click();
+    h.step();
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        !app.training.running
+    });
+    assert_eq!(
+        h.query_all_by_label_contains("ETA").count()
+            + h.query_all_by_label_contains("img/s").count(),
+        0,
+        "no progress bar is left from the run: {:?}",
+        h.state().training.progress
+    );
+    h.get_by_label_contains("Run stopped by you. Best val epoch 1");
+    assert_eq!(
+        h.query_all_by_label_contains("no checkpoint").count(),
+        0,
+        "nothing says no checkpoint was saved"
+    );
+    let notices = &h.state().notices;
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("the best checkpoint (epoch 1)")),
+        "the status bar agrees: {notices:?}"
+    );
+}
+
 /// The Compare tab: ticking two trained runs (SimpleNet and LilXception) and pressing
 /// Evaluate shows both in the table and in the ROC plot's legend; moving the threshold
 /// changes the confusion matrix.

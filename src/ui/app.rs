@@ -119,7 +119,8 @@ pub struct FakeLensApp {
     pub inspect: InspectTab,
     worker: WorkerHandle,
     thumbnails: Thumbnails,
-    notices: Vec<String>,
+    /// Messages for the status bar, newest last.
+    pub notices: Vec<String>,
     screenshot: Option<PathBuf>,
     screenshot_requested: bool,
     screenshot_done: Arc<AtomicBool>,
