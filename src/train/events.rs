@@ -54,6 +54,18 @@ pub enum TrainEvent {
     },
 }
 
+/// Whether the run whose epochs so far are `epochs` (of `planned_epochs`) should be warned
+/// of a collapse: a model often sits at the class share for an epoch before it learns, so
+/// only when the last epoch collapsed and so did the one before it, or the run ends there.
+pub fn collapse_persists(epochs: &[EpochRecord], planned_epochs: usize) -> bool {
+    let mut newest_first = epochs.iter().rev();
+    let Some(last) = newest_first.next() else {
+        return false;
+    };
+    let before = newest_first.next().is_some_and(|e| e.collapsed);
+    last.collapsed && (before || last.epoch == planned_epochs)
+}
+
 /// The collapse warning shown in the Training tab and printed by the CLI.
 pub fn collapse_message(epoch: usize, predicted_fake: f64, lr: f64) -> String {
     let (class, share) = if predicted_fake >= 0.5 {
@@ -73,7 +85,39 @@ pub fn collapse_message(epoch: usize, predicted_fake: f64, lr: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::collapse_message;
+    use super::{EpochRecord, collapse_message, collapse_persists};
+
+    fn epochs(collapsed: &[bool]) -> Vec<EpochRecord> {
+        collapsed
+            .iter()
+            .enumerate()
+            .map(|(i, &collapsed)| EpochRecord {
+                epoch: i + 1,
+                train_loss: 0.69,
+                train_acc: 0.5,
+                val_loss: 0.69,
+                val_acc: 0.55,
+                test_loss: None,
+                test_acc: None,
+                val_predicted_fake: if collapsed { 0.0 } else { 0.5 },
+                collapsed,
+                elapsed_secs: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_collapse_is_reported_only_when_it_persists_or_ends_the_run() {
+        // Epoch 1 of the default recipe sits at the class share and recovers in epoch 2.
+        assert!(!collapse_persists(&epochs(&[true]), 5));
+        assert!(!collapse_persists(&epochs(&[true, false]), 5));
+        // Two in a row, or the last epoch of the run.
+        assert!(collapse_persists(&epochs(&[true, true]), 5));
+        assert!(collapse_persists(&epochs(&[false, true]), 2));
+        assert!(collapse_persists(&epochs(&[true]), 1));
+        assert!(!collapse_persists(&epochs(&[true, true, false]), 3));
+        assert!(!collapse_persists(&[], 3));
+    }
 
     #[test]
     fn collapse_message_names_the_class_share_and_a_lower_rate() {

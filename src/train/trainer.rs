@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use candle_core::{D, Device};
 
 use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split_margins};
-use super::events::{BatchProgress, EvalProgress, TrainEvent, collapse_message};
+use super::events::{BatchProgress, EvalProgress, TrainEvent, collapse_message, collapse_persists};
 use super::history::{
     CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
 };
@@ -467,15 +467,7 @@ impl Run<'_> {
                 last_state = Instant::now();
             }
             on_event(TrainEvent::Epoch(epoch_record));
-            // A model often sits at the class share for an epoch before it learns: warn when
-            // it stays there (two epochs in a row) or ends there.
-            let collapsed_before = record
-                .epochs
-                .iter()
-                .rev()
-                .nth(1)
-                .is_some_and(|e| e.collapsed);
-            if collapsed && (collapsed_before || epoch == config.epochs) {
+            if collapse_persists(&record.epochs, config.epochs) {
                 on_event(TrainEvent::Collapsed {
                     epoch,
                     message: collapse_message(epoch, val.predicted_fake, config.lr),
