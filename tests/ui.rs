@@ -1,5 +1,5 @@
-//! The window, driven headless with egui_kittest: the Dataset tab shows the demo set's
-//! counts, and starting a tiny run from the Training tab puts points on the curves.
+//! The window, driven headless with egui_kittest, tab by tab: what a user clicks and what
+//! the window then shows (counts, curves, stop messages, evaluations, maps, verdicts).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -112,14 +112,17 @@ fn dataset_tab_shows_the_demo_counts() {
     );
 }
 
-#[test]
-fn starting_a_tiny_run_puts_points_on_the_curves() {
-    let demo = common::small_demo(24, 4);
+/// The Training tab on `demo`'s data (runs in `demo/runs`), after clicking Start with
+/// `epochs` and `batch_size`.
+fn training_started(
+    demo: &tempfile::TempDir,
+    epochs: usize,
+    batch_size: usize,
+) -> Harness<'static, FakeLensApp> {
     let root = demo.path().join("demo");
-    let runs = demo.path().join("runs");
-    let mut app = app_on(&root, &runs, Tab::Training);
-    app.training.config.epochs = 1;
-    app.training.config.batch_size = 8;
+    let mut app = app_on(&root, &demo.path().join("runs"), Tab::Training);
+    app.training.config.epochs = epochs;
+    app.training.config.batch_size = batch_size;
     let mut h = Harness::builder()
         .with_size([1280.0, 800.0])
         .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
@@ -128,6 +131,14 @@ fn starting_a_tiny_run_puts_points_on_the_curves() {
     });
     h.get_by_label("Start training").click();
     h.step();
+    h
+}
+
+#[test]
+fn starting_a_tiny_run_puts_points_on_the_curves() {
+    let demo = common::small_demo(24, 4);
+    let runs = demo.path().join("runs");
+    let mut h = training_started(&demo, 1, 8);
     assert!(h.state().training.running);
     run_until(&mut h, Duration::from_secs(240), |app| {
         !app.training.running
@@ -148,18 +159,7 @@ fn starting_a_tiny_run_puts_points_on_the_curves() {
 #[test]
 fn stopping_a_run_after_its_first_epoch_says_one_true_thing_and_keeps_no_stale_progress() {
     let demo = common::small_demo(24, 5);
-    let root = demo.path().join("demo");
-    let mut app = app_on(&root, &demo.path().join("runs"), Tab::Training);
-    app.training.config.epochs = 50;
-    app.training.config.batch_size = 4;
-    let mut h = Harness::builder()
-        .with_size([1280.0, 800.0])
-        .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
-    run_until(&mut h, Duration::from_secs(60), |app| {
-        app.dataset.root.is_some()
-    });
-    h.get_by_label("Start training").click();
-    h.step();
+    let mut h = training_started(&demo, 50, 4);
     // Stop once the first epoch has been evaluated (a checkpoint exists) and the second runs.
     run_until(&mut h, Duration::from_secs(240), |app| {
         app.training.epochs.len() == 1
