@@ -396,6 +396,27 @@ fn explain_tab_shows_two_runs_maps_of_one_image_and_alpha_changes_the_overlay() 
         );
     }
     save_view(&mut h, "explain-mean-maps");
+    // The next image's maps come back into view from down at the mean maps.
+    let shown = h
+        .state()
+        .explain
+        .result
+        .as_ref()
+        .unwrap()
+        .request
+        .image
+        .clone();
+    h.get_by_label("next").click();
+    h.step();
+    run_until(&mut h, Duration::from_secs(120), |app| {
+        app.explain
+            .result
+            .as_ref()
+            .is_some_and(|r| r.request.image != shown)
+            || app.explain.error.is_some()
+    });
+    h.step();
+    save_view(&mut h, "explain-next-image");
 
     // A demo fake: its ground-truth mask is offered as an outline over each map.
     let fake_index = {

@@ -74,6 +74,8 @@ pub struct ExplainTab {
     pub show_mask: bool,
     /// The split result that just arrived, to scroll to once.
     pub(super) scroll_to: Option<SplitJobKind>,
+    /// A new image's maps arrived: show them (the view may be down at the split results).
+    scroll_to_image: bool,
 }
 
 impl Default for ExplainTab {
@@ -109,6 +111,7 @@ impl Default for ExplainTab {
             scanned: None,
             show_mask: true,
             scroll_to: None,
+            scroll_to_image: false,
         }
     }
 }
@@ -131,6 +134,7 @@ impl ExplainTab {
             .map(|(dir, e)| format!("{}: {e}", dir.display()));
         self.result = Some(explained);
         self.generation += 1;
+        self.scroll_to_image = true;
     }
 
     pub fn on_split_maps(
@@ -438,6 +442,9 @@ impl ExplainTab {
     }
 
     fn maps_ui(&mut self, ui: &mut egui::Ui) {
+        if std::mem::take(&mut self.scroll_to_image) {
+            ui.scroll_to_cursor(Some(egui::Align::TOP));
+        }
         if let Some(error) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
