@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
+use crate::data::degrade::{Degradation, PhotoAugment};
 use crate::data::demo;
 use crate::data::profile::Framing;
 use crate::device::DeviceChoice;
@@ -151,10 +152,11 @@ pub struct TrainArgs {
     /// With --input face: the crop's side as a multiple of the face box (default 1.3).
     #[arg(long, value_name = "S")]
     pub face_scale: Option<f32>,
-    /// Add photo degradations to the augmentation (random rescale, JPEG re-compression and
-    /// blur, as faces in real photos come; off by default: see the README's measurement).
-    #[arg(long)]
-    pub photo_augment: bool,
+    /// Add photo degradations to the augmentation, as faces in real photos come: random
+    /// rescale, JPEG re-compression and blur; all three when given alone, or only those
+    /// listed (`--photo-augment jpeg,blur`). Off by default: see the README's measurement.
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0.., value_name = "KINDS")]
+    pub photo_augment: Option<Vec<Degradation>>,
     /// Import this pretrained checkpoint (.pth, .pth.tar, .safetensors) into the backbone.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
@@ -198,9 +200,10 @@ impl TrainArgs {
                 (None, Some(scale), _) => Framing::face(scale),
                 (None, None, base) => base.clone(),
             },
-            photo_augment: match self.photo_augment {
-                true => Some(crate::data::degrade::PhotoAugment::DEFAULT),
-                false => base.photo_augment,
+            photo_augment: match self.photo_augment.as_deref() {
+                Some([]) => Some(PhotoAugment::DEFAULT),
+                Some(kinds) => Some(PhotoAugment::only(kinds)),
+                None => base.photo_augment,
             },
         }
     }

@@ -18,6 +18,7 @@ pub mod explain;
 pub mod fsutil;
 pub mod inspect;
 pub mod models;
+pub mod ops;
 pub mod report;
 pub mod train;
 pub mod ui;

@@ -26,7 +26,7 @@ fn train_prints_the_epoch_table_and_writes_the_run() {
         fakelens()
             .args(["train", "--epochs", "1", "--batch-size", "8", "--data"])
             .arg(demo.path().join("demo"))
-            .arg("--out")
+            .args(["--photo-augment", "jpeg", "--out"])
             .arg(&run),
     );
     assert!(
@@ -39,6 +39,15 @@ fn train_prints_the_epoch_table_and_writes_the_run() {
     );
     assert!(stdout.contains("best val epoch 1"), "{stdout}");
     assert!(run.join("model.safetensors").is_file() && run.join("run.json").is_file());
+    // `--photo-augment jpeg` records JPEG re-compression alone.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    let photo = &record["config"]["photo_augment"];
+    assert_eq!(photo["jpeg_prob"], 0.5, "{photo}");
+    assert_eq!(
+        (&photo["rescale_prob"], &photo["blur_prob"]),
+        (&0.0.into(), &0.0.into())
+    );
 }
 
 #[test]

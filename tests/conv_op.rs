@@ -9,7 +9,8 @@
 mod common;
 
 use candle_core::{Device, Tensor, Var};
-use fakelens::models::conv::{ConvGeometry, conv2d};
+use fakelens::ops::conv::dense::conv2d;
+use fakelens::ops::geometry::ConvGeometry;
 
 #[test]
 fn conv_forward_and_gradients_match_pytorch() {

@@ -9,9 +9,11 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use fakelens::config::ModelKind;
-use fakelens::models::conv::{ConvGeometry, conv2d_relu};
-use fakelens::models::conv_pool::conv2d_relu_maxpool2;
-use fakelens::models::pool::{PoolGeometry, max_pool2d};
+use fakelens::ops::conv::dense::conv2d_relu;
+use fakelens::ops::conv::fused_pool::conv2d_relu_maxpool2;
+use fakelens::ops::geometry::ConvGeometry;
+use fakelens::ops::geometry::PoolGeometry;
+use fakelens::ops::pool::max_pool2d;
 
 fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()

@@ -9,8 +9,8 @@ mod common;
 #[test]
 fn portable_paths_match_pytorch() {
     // SAFETY: this binary's only test sets the variable before any thread reads it.
-    unsafe { std::env::set_var(fakelens::models::kernels::PORTABLE_ENV, "1") };
-    assert!(!fakelens::models::kernels::available());
+    unsafe { std::env::set_var(fakelens::ops::cpu::PORTABLE_ENV, "1") };
+    assert!(!fakelens::ops::cpu::available());
     common::conv::check_op();
     assert_eq!(common::conv::check_direct_kernels(), 5);
 }

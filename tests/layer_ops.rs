@@ -10,10 +10,10 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use fakelens::models::Params;
-use fakelens::models::batchnorm::BatchNorm;
-use fakelens::models::conv::ConvGeometry;
-use fakelens::models::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
-use fakelens::models::shifted::depthwise_conv2d_by_shifts;
+use fakelens::models::layers::BatchNorm;
+use fakelens::ops::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
+use fakelens::ops::geometry::ConvGeometry;
+use fakelens::ops::shifted::depthwise_conv2d_by_shifts;
 
 fn formula(count: usize, a: f64, b: f64) -> Vec<f64> {
     (0..count).map(|i| (a * i as f64 + b).sin()).collect()

@@ -8,8 +8,9 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use fakelens::models::pool::{PoolGeometry, max_pool2d, max_pool2d_by_reduction};
-use fakelens::models::shifted::max_pool2d_by_shifts;
+use fakelens::ops::geometry::PoolGeometry;
+use fakelens::ops::pool::{max_pool2d, max_pool2d_by_reduction};
+use fakelens::ops::shifted::max_pool2d_by_shifts;
 
 type PoolFn = fn(&Tensor, PoolGeometry) -> candle_core::Result<Tensor>;
 

@@ -40,6 +40,42 @@ impl PhotoAugment {
         blur_prob: 0.2,
         blur_sigma_max: 1.2,
     };
+
+    /// [`PhotoAugment::DEFAULT`] with only the `kept` degradations left on (each at its
+    /// default chance and strength), for measuring one degradation at a time.
+    pub fn only(kept: &[Degradation]) -> PhotoAugment {
+        let on = |d: Degradation| kept.contains(&d);
+        let all = PhotoAugment::DEFAULT;
+        PhotoAugment {
+            rescale_prob: if on(Degradation::Rescale) {
+                all.rescale_prob
+            } else {
+                0.0
+            },
+            jpeg_prob: if on(Degradation::Jpeg) {
+                all.jpeg_prob
+            } else {
+                0.0
+            },
+            blur_prob: if on(Degradation::Blur) {
+                all.blur_prob
+            } else {
+                0.0
+            },
+            ..all
+        }
+    }
+}
+
+/// One kind of photo degradation (`train --photo-augment rescale,jpeg,blur`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Degradation {
+    /// Down- and up-scaling with a random pair of filters.
+    Rescale,
+    /// JPEG re-compression at a random quality.
+    Jpeg,
+    /// A mild Gaussian blur.
+    Blur,
 }
 
 /// The filters a down- or up-scale draws from.
@@ -192,6 +228,19 @@ mod tests {
         assert_eq!(
             rescale(&img, 1.0, FilterType::Nearest, FilterType::Nearest),
             img
+        );
+    }
+
+    #[test]
+    fn only_keeps_the_named_degradations() {
+        let jpeg = PhotoAugment::only(&[Degradation::Jpeg]);
+        assert_eq!((jpeg.rescale_prob, jpeg.blur_prob), (0.0, 0.0));
+        assert_eq!(jpeg.jpeg_prob, PhotoAugment::DEFAULT.jpeg_prob);
+        let all = [Degradation::Rescale, Degradation::Jpeg, Degradation::Blur];
+        assert_eq!(PhotoAugment::only(&all), PhotoAugment::DEFAULT);
+        assert_eq!(
+            degrade(picture(64).as_raw(), 64, &PhotoAugment::only(&[]), 0, 1, 0),
+            None
         );
     }
 }

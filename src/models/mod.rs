@@ -1,27 +1,11 @@
 //! Detectors. Every model implements [`Detector`]: a forward pass with a train flag, named
-//! layers reachable by a hook (for Grad-CAM), and its parameter store.
+//! layers reachable by a hook (for Grad-CAM), and its parameter store. The tensor ops they
+//! run on live in `crate::ops`; this module holds the detectors and their layers only.
 
-pub mod batchnorm;
-pub mod channel_affine;
-pub mod conv;
-pub mod conv_pool;
-pub mod cpu_float;
-pub mod depthwise;
-pub mod depthwise_3x3;
-pub mod direct_conv;
-pub mod elementwise;
-pub mod gemm;
 pub mod import;
-pub mod kernels;
+pub mod layers;
 pub mod params;
-pub mod pointwise_gemm;
-pub mod pointwise_lhs;
-pub mod pointwise_weight_grad;
-pub mod pool;
-pub mod shifted;
 pub mod simplenet;
-pub mod small_batch_linear;
-pub mod stash;
 pub mod xception;
 
 use candle_core::{DType, Device, Tensor};
@@ -31,37 +15,6 @@ pub use simplenet::SimpleNet;
 pub use xception::{Xception, XceptionSpec};
 
 use crate::config::ModelKind;
-
-/// A parameter as a forward pass uses it: tracked when training; detached in evaluation, so
-/// that no graph keeps the activations alive (an Xception eval batch of 32 peaked at 9 GiB
-/// with tracked weights). Gradients w.r.t. the input and activations (saliency, Grad-CAM)
-/// still flow.
-pub fn param(t: &Tensor, train: bool) -> Tensor {
-    if train { t.clone() } else { t.detach() }
-}
-
-/// Fully connected layers with ReLU between them (none after the last), parameters as
-/// [`param`] gives them; `each(i, output)` sees layer `i`'s output (before its ReLU, as a
-/// hook on the PyTorch `Linear` module would) and may replace it.
-pub fn mlp_forward(
-    layers: &[candle_nn::Linear],
-    x: &Tensor,
-    train: bool,
-    mut each: impl FnMut(usize, Tensor) -> candle_core::Result<Tensor>,
-) -> candle_core::Result<Tensor> {
-    let mut x = x.clone();
-    for (i, fc) in layers.iter().enumerate() {
-        let (w, b) = (
-            param(fc.weight(), train),
-            fc.bias().map(|b| param(b, train)),
-        );
-        x = each(i, small_batch_linear::linear(&x, &w, b.as_ref())?)?;
-        if i + 1 < layers.len() {
-            x = x.relu()?;
-        }
-    }
-    Ok(x)
-}
 
 /// Called with each named layer's output during a hooked forward pass; may return a
 /// replacement (e.g. the activation plus a zero probe whose gradient is d score / d A). A

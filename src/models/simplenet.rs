@@ -4,11 +4,14 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::conv::{ConvGeometry, conv2d};
-use super::conv_pool::conv2d_relu_maxpool2;
-use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params, mlp_forward, param};
+use super::layers::{mlp_forward, param};
+use super::{Detector, LayerHook, ModelError, Params};
 use crate::config::ModelKind;
+use crate::ops::conv::dense::conv2d;
+use crate::ops::conv::fused_pool::conv2d_relu_maxpool2;
+use crate::ops::geometry::ConvGeometry;
+use crate::ops::geometry::PoolGeometry;
+use crate::ops::pool::max_pool2d;
 
 const CONVS: [(&str, usize, usize); 3] = [("conv1", 3, 6), ("conv2", 6, 16), ("conv3", 16, 24)];
 const FCS: [(&str, usize, usize); 3] = [

@@ -8,12 +8,13 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::batchnorm::BatchNorm;
-use super::conv::{ConvGeometry, conv2d};
-use super::depthwise::{depthwise_conv2d, relu_depthwise_conv2d};
-use super::pool::{PoolGeometry, max_pool2d};
-use super::{Detector, LayerHook, ModelError, Params, mlp_forward, param};
+use super::layers::{BatchNorm, SeparableConv, mlp_forward, param};
+use super::{Detector, LayerHook, ModelError, Params};
 use crate::config::ModelKind;
+use crate::ops::conv::dense::conv2d;
+use crate::ops::geometry::ConvGeometry;
+use crate::ops::geometry::PoolGeometry;
+use crate::ops::pool::max_pool2d;
 
 /// One block: `(name, c_in, c_out, reps, stride, start_with_relu, grow_first)`.
 type BlockSpec = (&'static str, usize, usize, usize, usize, bool, bool);
@@ -82,59 +83,6 @@ impl XceptionSpec {
             exit: (400, 500),
             head: &[500, 200, 100, 10, 2],
         }
-    }
-}
-
-/// Depthwise 3×3 (padding 1) then pointwise 1×1, no biases.
-struct SeparableConv {
-    depthwise: Tensor,
-    pointwise: Tensor,
-    no_bias: Tensor,
-}
-
-impl SeparableConv {
-    fn new(
-        params: &mut Params,
-        prefix: &str,
-        c_in: usize,
-        c_out: usize,
-    ) -> candle_core::Result<Self> {
-        let depthwise = params.uniform(
-            &format!("{prefix}.conv1.weight"),
-            &[c_in, 1, 3, 3],
-            1.0 / 3.0,
-        )?;
-        let bound = 1.0 / (c_in as f64).sqrt();
-        let pointwise = params.uniform(
-            &format!("{prefix}.pointwise.weight"),
-            &[c_out, c_in, 1, 1],
-            bound,
-        )?;
-        let no_bias = Tensor::zeros(c_out, params.dtype(), params.device())?;
-        Ok(SeparableConv {
-            depthwise,
-            pointwise,
-            no_bias,
-        })
-    }
-
-    /// `pointwise(depthwise(x))`, or `pointwise(depthwise(relu(x)))` with the ReLU fused.
-    fn forward(&self, x: &Tensor, relu_first: bool, train: bool) -> candle_core::Result<Tensor> {
-        let same = ConvGeometry {
-            stride: 1,
-            padding: 1,
-        };
-        let depthwise = param(&self.depthwise, train);
-        let x = if relu_first {
-            relu_depthwise_conv2d(x, &depthwise, same)?
-        } else {
-            depthwise_conv2d(x, &depthwise, same)?
-        };
-        let one = ConvGeometry {
-            stride: 1,
-            padding: 0,
-        };
-        conv2d(&x, &param(&self.pointwise, train), &self.no_bias, one)
     }
 }
 

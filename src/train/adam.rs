@@ -6,7 +6,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
 
-use crate::models::cpu_float::{CpuFloat, contiguous, contiguous_mut, dispatch_float};
+use crate::ops::cpu::float::{CpuFloat, contiguous, contiguous_mut, dispatch_float};
 
 /// Adam's hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq)]

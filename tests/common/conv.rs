@@ -1,8 +1,9 @@
 //! The conv fixture check shared by the AVX-512 and portable test binaries.
 
 use candle_core::{Device, Tensor, Var};
-use fakelens::models::conv::{ConvGeometry, conv2d};
-use fakelens::models::direct_conv::{self, DirectDims};
+use fakelens::ops::conv::dense::conv2d;
+use fakelens::ops::conv::direct::{self as direct_conv, DirectDims};
+use fakelens::ops::geometry::ConvGeometry;
 
 /// The inputs the fixture script recomputes: `scale · sin(a·i + b)`.
 pub fn formula(count: usize, a: f64, b: f64, scale: f64) -> Vec<f32> {

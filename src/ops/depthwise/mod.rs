@@ -4,12 +4,14 @@
 //! gradient. Candle's grouped convolution runs one convolution per group, 728 per Xception
 //! layer. Any stride and padding; f32 and f64.
 
+pub mod plane_3x3;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::conv::ConvGeometry;
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
-use super::depthwise_3x3::{self, TapSums};
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
+use crate::ops::geometry::{ConvGeometry, ConvShape, Grouping};
+use plane_3x3::TapSums;
 
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -28,30 +30,17 @@ struct Dims {
 
 impl Dims {
     fn new(x: &[usize], w: &[usize], g: ConvGeometry) -> candle_core::Result<Dims> {
-        let (&[n, c, h, wd], &[wc, one, k, k2]) = (x, w) else {
-            candle_core::bail!(
-                "depthwise conv expects NCHW input and C×1×k×k weight, got {x:?}, {w:?}"
-            )
-        };
-        if wc != c
-            || one != 1
-            || k != k2
-            || g.stride == 0
-            || h + 2 * g.padding < k
-            || wd + 2 * g.padding < k
-        {
-            candle_core::bail!("depthwise conv: weight {w:?} does not fit input {x:?}")
-        }
+        let s = ConvShape::new("depthwise conv", x, w, g, Grouping::Depthwise)?;
         Ok(Dims {
-            n,
-            c,
-            h,
-            w: wd,
-            k,
-            oh: (h + 2 * g.padding - k) / g.stride + 1,
-            ow: (wd + 2 * g.padding - k) / g.stride + 1,
-            stride: g.stride,
-            pad: g.padding,
+            n: s.n,
+            c: s.c_in,
+            h: s.h,
+            w: s.w,
+            k: s.k,
+            oh: s.oh,
+            ow: s.ow,
+            stride: s.stride,
+            pad: s.pad,
             relu: false,
         })
     }
@@ -138,7 +127,7 @@ impl CustomOp2 for DepthwiseConv {
             let dx = grad.apply_op2_no_bwd(w, &GradInput(self.0, x.dims().to_vec()))?;
             Some(if self.1 {
                 // ReLU passes the gradient where its input was positive.
-                dx.apply_op2_no_bwd(&x.contiguous()?, &super::conv::ReluGradMask)?
+                dx.apply_op2_no_bwd(&x.contiguous()?, &crate::ops::elementwise::ReluGradMask)?
             } else {
                 dx
             })
@@ -280,7 +269,7 @@ macro_rules! widened {
 
         fn $wide<T: CpuFloat>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            if super::kernels::available() {
+            if crate::ops::cpu::available() {
                 // SAFETY: AVX-512F is present (`available`).
                 return unsafe { $avx512($($arg),*) };
             }
@@ -301,7 +290,7 @@ widened!(grad_weight_channel_wide, grad_weight_channel_avx512, grad_weight_chann
 fn forward_plane<T: CpuFloat>(d: &Dims, x: &[T], wc: &[T], y: &mut [T], padded: &mut [T]) {
     d.pad_into(x, padded);
     if let (3, 1, Ok(w9)) = (d.k, d.stride, <&[T; 9]>::try_from(wc)) {
-        return depthwise_3x3::correlate(padded, d.wp(), w9, y, (d.oh, d.ow));
+        return plane_3x3::correlate(padded, d.wp(), w9, y, (d.oh, d.ow));
     }
     d.rows(|oy, row, wrow| {
         let out = &mut y[oy * d.ow..(oy + 1) * d.ow];
@@ -339,7 +328,7 @@ fn grad_input_plane<T: CpuFloat>(d: &Dims, g: &[T], wc: &[T], dx: &mut [T], padd
             ..*d
         };
         transposed.pad_into(g, padded);
-        return depthwise_3x3::correlate(padded, transposed.wp(), &flipped, dx, (d.h, d.w));
+        return plane_3x3::correlate(padded, transposed.wp(), &flipped, dx, (d.h, d.w));
     }
     padded.fill(T::from_f64(0.0));
     d.rows(|oy, row, wrow| {
@@ -378,17 +367,17 @@ fn grad_weight_channel<T: CpuFloat>(
 ) {
     let zero = T::from_f64(0.0);
     #[cfg(target_arch = "x86_64")]
-    if (d.k, d.stride, dwc.len()) == (3, 1, 9) && super::kernels::available() {
+    if (d.k, d.stride, dwc.len()) == (3, 1, 9) && crate::ops::cpu::available() {
         let wide = (T::as_f32(x), T::as_f32(g), T::as_f32_mut(padded));
         if let (Some(x), Some(g), Some(padded)) = wide {
-            let mut lanes = [[0.0f32; depthwise_3x3::LANES]; 9];
+            let mut lanes = [[0.0f32; plane_3x3::LANES]; 9];
             for n in 0..d.n {
                 let plane = (n * d.c + c) * d.plane();
                 d.pad_into(&x[plane..plane + d.plane()], padded);
                 let gplane = &g[(n * d.c + c) * d.out_plane()..][..d.out_plane()];
                 // SAFETY: AVX-512F is present (`available`).
                 unsafe {
-                    depthwise_3x3::weight_taps_f32(padded, d.wp(), gplane, (d.oh, d.ow), &mut lanes)
+                    plane_3x3::weight_taps_f32(padded, d.wp(), gplane, (d.oh, d.ow), &mut lanes)
                 };
             }
             for (dw, lanes) in dwc.iter_mut().zip(&lanes) {
@@ -403,7 +392,7 @@ fn grad_weight_channel<T: CpuFloat>(
             let plane = (n * d.c + c) * d.plane();
             d.pad_into(&x[plane..plane + d.plane()], padded);
             let gplane = &g[(n * d.c + c) * d.out_plane()..][..d.out_plane()];
-            depthwise_3x3::weight_taps(padded, d.wp(), gplane, (d.oh, d.ow), &mut taps);
+            plane_3x3::weight_taps(padded, d.wp(), gplane, (d.oh, d.ow), &mut taps);
         }
         dwc.copy_from_slice(&taps.total());
         return;
@@ -444,7 +433,7 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, g: ConvGeometry) -> candle_core:
     {
         return x.contiguous()?.apply_op2(w, DepthwiseConv(g, false));
     }
-    super::shifted::depthwise_conv2d_by_shifts(x, w, g)
+    crate::ops::shifted::depthwise_conv2d_by_shifts(x, w, g)
 }
 
 /// `depthwise_conv2d(relu(x), w)`, fused on the CPU.
@@ -457,5 +446,5 @@ pub fn relu_depthwise_conv2d(
     {
         return x.contiguous()?.apply_op2(w, DepthwiseConv(g, true));
     }
-    super::shifted::depthwise_conv2d_by_shifts(&x.relu()?, w, g)
+    crate::ops::shifted::depthwise_conv2d_by_shifts(&x.relu()?, w, g)
 }

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::pointwise_gemm::{Lhs, PackedLhs, available, product};
+use crate::ops::pointwise::{Lhs, PackedLhs, available, product};
 
 /// Reduction length (images × pixels) of one product: bounds the packed copies (one image of
 /// 128 channels at 125×125 is ~8 MiB) while keeping the middle flow's 16×16 planes in one

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float};
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float};
 
 /// Rows up to which the matrix-vector path is taken.
 pub const MAX_ROWS: usize = 4;
@@ -101,7 +101,7 @@ fn dims(
 
 fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available()
+    if crate::ops::cpu::available()
         && let (Some(a), Some(b)) = (T::as_f32(a), T::as_f32(b))
     {
         let n = a.len().min(b.len());
@@ -127,7 +127,7 @@ fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
 /// `y += scale · x`.
 fn axpy<T: CpuFloat>(y: &mut [T], scale: T, x: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available()
+    if crate::ops::cpu::available()
         && let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y))
     {
         let n = x.len().min(y.len());

@@ -1,166 +1,36 @@
-//! 2-D batch normalisation as PyTorch's `BatchNorm2d` (eps 1e-5, momentum 0.1, affine):
-//! in training, one fused op normalises with the batch statistics and has an analytic
-//! backward, and the running mean and (unbiased) variance update as PyTorch updates them;
-//! in evaluation, a per-channel affine with the running statistics. Off the CPU the same
-//! formulas run as stock Candle ops.
+//! Training-mode 2-D batch normalisation as one fused CPU op with an analytic backward:
+//! `y = γ·(x − μ)/√(σ² + ε) + β` with the batch's μ and σ² (optionally `relu(y)`), which it
+//! returns for the running statistics (kept by the layer, `models::layers::BatchNorm`).
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::Params;
-use super::channel_affine::ChannelAffine;
-use super::conv::ReluGradMask;
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
-use super::elementwise::scale_shift;
-use super::stash::ForwardStash;
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
+use crate::ops::cpu::stash::ForwardStash;
+use crate::ops::elementwise::{ReluGradMask, scale_shift};
 
+/// PyTorch's `BatchNorm2d` epsilon.
 pub const EPS: f64 = 1e-5;
-pub const MOMENTUM: f64 = 0.1;
 
-/// A batch-norm layer's parameters (`weight`, `bias`) and buffers (`running_mean`,
-/// `running_var`, `num_batches_tracked`), under PyTorch's key names.
-pub struct BatchNorm {
-    weight: Tensor,
-    bias: Tensor,
-    running_mean: Var,
-    running_var: Var,
-    batches: Var,
-}
-
-impl BatchNorm {
-    /// A freshly initialised layer (weight 1, bias 0, mean 0, variance 1), as PyTorch's.
-    pub fn new(params: &mut Params, prefix: &str, channels: usize) -> candle_core::Result<Self> {
-        let (device, dtype) = (params.device().clone(), params.dtype());
-        let weight = params.insert(
-            &format!("{prefix}.weight"),
-            Tensor::ones(channels, dtype, &device)?,
-        )?;
-        let bias = params.insert(
-            &format!("{prefix}.bias"),
-            Tensor::zeros(channels, dtype, &device)?,
-        )?;
-        let running_mean = params.buffer(
-            &format!("{prefix}.running_mean"),
-            Tensor::zeros(channels, dtype, &device)?,
-        )?;
-        let running_var = params.buffer(
-            &format!("{prefix}.running_var"),
-            Tensor::ones(channels, dtype, &device)?,
-        )?;
-        let batches = params.buffer(
-            &format!("{prefix}.num_batches_tracked"),
-            Tensor::zeros((), DType::I64, &device)?,
-        )?;
-        Ok(BatchNorm {
-            weight,
-            bias,
-            running_mean,
-            running_var,
-            batches,
-        })
-    }
-
-    pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.forward_impl(x, train, Self::fused(x), false)
-    }
-
-    /// `relu(bn(x))`, fused into the one op on the CPU (no separate ReLU node whose
-    /// backward zero-fills, compares, converts and multiplies the whole activation).
-    pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.forward_impl(x, train, Self::fused(x), true)
-    }
-
-    /// The same layer on stock Candle ops only (what GPUs run), for comparisons.
-    pub fn forward_with_stock_ops(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.forward_impl(x, train, false, false)
-    }
-
-    /// `relu(bn(x))` on stock Candle ops only, for comparisons.
-    pub fn forward_relu_with_stock_ops(
-        &self,
-        x: &Tensor,
-        train: bool,
-    ) -> candle_core::Result<Tensor> {
-        self.forward_impl(x, train, false, true)
-    }
-
-    fn fused(x: &Tensor) -> bool {
-        x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
-    }
-
-    fn forward_impl(
-        &self,
-        x: &Tensor,
-        train: bool,
-        fused: bool,
-        relu: bool,
-    ) -> candle_core::Result<Tensor> {
-        let stock_relu = |y: Tensor| if relu { y.relu() } else { Ok(y) };
-        if !train {
-            let running_var = self.running_var.as_tensor().detach();
-            let scale = (self.weight.detach() / (running_var + EPS)?.sqrt()?)?;
-            let shift = (self.bias.detach() - (self.running_mean.as_tensor().detach() * &scale)?)?;
-            if fused {
-                let op = ChannelAffine {
-                    scale: scale.to_dtype(DType::F64)?.to_vec1()?,
-                    shift: shift.to_dtype(DType::F64)?.to_vec1()?,
-                    relu,
-                };
-                return x.contiguous()?.apply_op1(op);
-            }
-            let shape = (1, scale.elem_count(), 1, 1);
-            return stock_relu(
-                x.broadcast_mul(&scale.reshape(shape)?)?
-                    .broadcast_add(&shift.reshape(shape)?)?,
-            );
-        }
-        let (n, c, h, w) = x.dims4()?;
-        let count = n * h * w;
-        if count < 2 {
-            candle_core::bail!(
-                "batch norm in training needs more than one value per channel, got input {:?}",
-                x.dims()
-            )
-        }
-        let (y, mean, var) = if fused {
-            let stats: BatchStats = Arc::default();
-            let op = BatchNormTrain {
-                stats: stats.clone(),
-                relu,
-            };
-            let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
-            let kept = stats.get("batch norm")?;
-            let (mean, var) = &*kept;
-            let mean = Tensor::from_slice(mean, c, x.device())?.to_dtype(x.dtype())?;
-            let var = Tensor::from_slice(var, c, x.device())?.to_dtype(x.dtype())?;
-            (y, mean, var)
-        } else {
-            let mean = x.mean_keepdim((0, 2, 3))?;
-            let centred = x.broadcast_sub(&mean)?;
-            let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
-            let y = centred
-                .broadcast_div(&(&var + EPS)?.sqrt()?)?
-                .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
-                .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
-            (
-                stock_relu(y)?,
-                mean.flatten_all()?.detach(),
-                var.flatten_all()?.detach(),
-            )
-        };
-        // PyTorch keeps the unbiased variance in the running estimate.
-        let unbiased = (var * (count as f64 / (count - 1) as f64))?;
-        let update = |running: &Var, batch: &Tensor| -> candle_core::Result<()> {
-            let next = ((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?;
-            running.set(&next.to_dtype(running.dtype())?)
-        };
-        update(&self.running_mean, &mean)?;
-        update(&self.running_var, &unbiased)?;
-        self.batches.set(&(self.batches.as_tensor() + 1.0)?)?;
-        Ok(y)
-    }
+/// `bn(x)` (or `relu(bn(x))`) with the batch statistics, on contiguous CPU f32/f64 input;
+/// also returns the batch's per-channel mean and biased variance.
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+) -> candle_core::Result<(Tensor, Vec<f64>, Vec<f64>)> {
+    let stats: BatchStats = Arc::default();
+    let op = BatchNormTrain {
+        stats: stats.clone(),
+        relu,
+    };
+    let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+    let kept = stats.get("batch norm")?;
+    let (mean, var) = &*kept;
+    Ok((y, mean.clone(), var.clone()))
 }
 
 /// Per-channel mean and biased variance of the batch, as f64.

@@ -12,8 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::scale_shift;
-use super::kernels::{FlatPlanes, correlate, correlate_dw};
+use crate::ops::conv::kernels::{FlatPlanes, correlate, correlate_dw};
+use crate::ops::elementwise::scale_shift;
 
 /// The sizes of one stride-1 convolution (NCHW input, OIHW weight).
 #[derive(Clone, Copy, Debug)]
@@ -55,13 +55,13 @@ impl DirectDims {
     }
     /// Length of the wide output plane (`oh` rows of `wp`), rounded up to whole blocks.
     fn wide_len(&self) -> usize {
-        (self.oh() * self.wp()).next_multiple_of(super::kernels::BLOCK)
+        (self.oh() * self.wp()).next_multiple_of(crate::ops::conv::kernels::BLOCK)
     }
 }
 
 /// Whether the direct kernels run on this machine.
 pub fn available() -> bool {
-    super::kernels::available()
+    crate::ops::cpu::available()
 }
 
 /// Pixel ranges each image's correlation is split into: one when there are at least as many
@@ -95,7 +95,7 @@ fn block_weights(w: &[f32], d: &DirectDims, flip: bool) -> (Vec<f32>, usize, usi
         (d.c_out, d.c_in)
     };
     let taps = d.taps();
-    let block = super::kernels::OUT_BLOCK;
+    let block = crate::ops::conv::kernels::OUT_BLOCK;
     let blocks = outs.div_ceil(block);
     let mut out = vec![0.0; blocks * ins * taps * block];
     for o in 0..outs {
@@ -145,7 +145,7 @@ pub fn forward_with<T: Send>(
     epilogue: &Epilogue<'_, T>,
 ) {
     let plen = d.wide_len();
-    let stride = plen + d.max_offset() + super::kernels::BLOCK;
+    let stride = plen + d.max_offset() + crate::ops::conv::kernels::BLOCK;
     let offsets = d.offsets();
     let (wt, outs, ins) = block_weights(w, d, false);
     out.par_chunks_mut(per_image.max(1))
@@ -196,7 +196,9 @@ fn wide_gradient(
     stride: usize,
     lead: usize,
 ) -> Vec<f32> {
-    let planes_count = d.c_out.next_multiple_of(super::kernels::OUT_BLOCK);
+    let planes_count = d
+        .c_out
+        .next_multiple_of(crate::ops::conv::kernels::OUT_BLOCK);
     let mut planes = vec![0.0; planes_count * stride];
     builder(n, &mut planes, stride, lead);
     planes
@@ -211,8 +213,8 @@ pub fn grad_input(gy: &[f32], w: &[f32], d: &DirectDims) -> Vec<f32> {
 pub fn grad_input_with(builder: &WideGradient<'_>, w: &[f32], d: &DirectDims) -> Vec<f32> {
     let (hp, wp) = (d.hp(), d.wp());
     let lead = d.max_offset();
-    let plen = (hp * wp).next_multiple_of(super::kernels::BLOCK);
-    let stride = plen + lead + super::kernels::BLOCK;
+    let plen = (hp * wp).next_multiple_of(crate::ops::conv::kernels::BLOCK);
+    let stride = plen + lead + crate::ops::conv::kernels::BLOCK;
     // dx_padded[q] = Σ w[t] · gy_wide[q − off(t)] = Σ w[flip(t)] · gy_lead[q + off(t)].
     let offsets = d.offsets();
     let (wt, outs, ins) = block_weights(w, d, true);
@@ -249,7 +251,7 @@ pub fn grad_weight(x: &[f32], gy: &[f32], d: &DirectDims) -> Vec<f32> {
 /// `dL/dw` for a batch, from an output gradient written by `builder`.
 pub fn grad_weight_with(x: &[f32], builder: &WideGradient<'_>, d: &DirectDims) -> Vec<f32> {
     let plen = d.wide_len();
-    let stride = plen + d.max_offset() + super::kernels::BLOCK;
+    let stride = plen + d.max_offset() + crate::ops::conv::kernels::BLOCK;
     let offsets = d.offsets();
     let len = d.c_out * d.c_in * d.taps();
     x.par_chunks(d.c_in * d.h * d.w)

@@ -1,11 +1,11 @@
-//! The inner loops of the direct convolution (`direct_conv.rs`): a multi-channel 1-D
+//! The inner loops of the direct convolution (`direct.rs`): a multi-channel 1-D
 //! correlation with constant offsets, and its weight-gradient dot products. AVX-512 versions
 //! run when the processor has AVX-512F (checked once, at run time); portable loops otherwise.
 //! The safe entry points check every length the loops rely on before any unchecked access.
 
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
+
+use crate::ops::cpu::available;
 
 /// Pixels per register block: four 16-lane vectors.
 pub const BLOCK: usize = 64;
@@ -16,28 +16,6 @@ pub const OUT_BLOCK: usize = 6;
 const TAP_BLOCK: usize = 3;
 /// Pixels of the weight-gradient sweep kept hot in cache at a time.
 const CHUNK: usize = 4096;
-
-/// Set (to anything but `0`) to run the portable code paths on any processor: the im2col
-/// convolution and these kernels' plain loops (for tests and comparisons).
-pub const PORTABLE_ENV: &str = "FAKELENS_PORTABLE_KERNELS";
-
-/// Whether the AVX-512 kernels run here (read once per process).
-pub fn available() -> bool {
-    static AVX512: OnceLock<bool> = OnceLock::new();
-    *AVX512.get_or_init(|| {
-        if std::env::var_os(PORTABLE_ENV).is_some_and(|v| v != "0") {
-            return false;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
 
 /// `count` planes of `stride` values each, stored back to back.
 #[derive(Clone, Copy)]

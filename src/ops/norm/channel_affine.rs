@@ -7,8 +7,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
-use super::elementwise::{scale_gradient, scale_shift};
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
+use crate::ops::elementwise::{scale_gradient, scale_shift};
 
 /// `act(x·scale[c] + shift[c])` on an NCHW tensor; per-channel factors in f64.
 pub struct ChannelAffine {

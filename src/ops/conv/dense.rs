@@ -8,22 +8,17 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
-use super::direct_conv::{self, DirectDims};
-use super::elementwise::{add_bias, scale_gradient};
-use super::gemm::{MatRef, matmul};
-use super::pointwise_gemm::WeightLhs;
-use super::pointwise_weight_grad::weight_gradient;
+use crate::ops::conv::direct::{self, DirectDims};
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
+use crate::ops::cpu::gemm::{MatRef, matmul};
+use crate::ops::elementwise::{ReluGradMask, add_bias};
+use crate::ops::pointwise::WeightLhs;
+use crate::ops::pointwise::weight_grad::weight_gradient;
 
 /// Output channels up to which a stride-1 conv runs on the direct kernels.
 const DIRECT_MAX_CHANNELS: usize = 32;
 
-/// Stride and zero padding of a square-kernel convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub stride: usize,
-    pub padding: usize,
-}
+use crate::ops::geometry::{ConvGeometry, ConvShape, Grouping};
 
 /// The sizes of one convolution, derived from its input and weight shapes.
 #[derive(Clone, Copy, Debug)]
@@ -42,29 +37,18 @@ struct Dims {
 
 impl Dims {
     fn new(x: &[usize], w: &[usize], g: ConvGeometry) -> candle_core::Result<Dims> {
-        let (&[n, c_in, h, wd], &[c_out, wc, k, k2]) = (x, w) else {
-            candle_core::bail!("conv2d expects NCHW input and OIHW weight, got {x:?} and {w:?}")
-        };
-        if wc != c_in || k != k2 || g.stride == 0 {
-            candle_core::bail!(
-                "conv2d: weight {w:?} does not fit input {x:?} (stride {})",
-                g.stride
-            )
-        }
-        if h + 2 * g.padding < k || wd + 2 * g.padding < k {
-            candle_core::bail!("conv2d: input {x:?} is smaller than the {k}x{k} kernel")
-        }
+        let s = ConvShape::new("conv2d", x, w, g, Grouping::Dense)?;
         Ok(Dims {
-            n,
-            c_in,
-            h,
-            w: wd,
-            c_out,
-            k,
-            oh: (h + 2 * g.padding - k) / g.stride + 1,
-            ow: (wd + 2 * g.padding - k) / g.stride + 1,
-            stride: g.stride,
-            pad: g.padding,
+            n: s.n,
+            c_in: s.c_in,
+            h: s.h,
+            w: s.w,
+            c_out: s.c_out,
+            k: s.k,
+            oh: s.oh,
+            ow: s.ow,
+            stride: s.stride,
+            pad: s.pad,
         })
     }
     /// The direct kernels' view of this convolution, when they can run it (stride 1, f32,
@@ -73,17 +57,15 @@ impl Dims {
     fn direct(&self, storage: &CpuStorage) -> Option<DirectDims> {
         let f32_storage = matches!(storage, CpuStorage::F32(_));
         let narrow = self.k > 1 && self.c_out <= DIRECT_MAX_CHANNELS;
-        (f32_storage && narrow && self.stride == 1 && direct_conv::available()).then_some(
-            DirectDims {
-                n: self.n,
-                c_in: self.c_in,
-                h: self.h,
-                w: self.w,
-                c_out: self.c_out,
-                k: self.k,
-                pad: self.pad,
-            },
-        )
+        (f32_storage && narrow && self.stride == 1 && direct::available()).then_some(DirectDims {
+            n: self.n,
+            c_in: self.c_in,
+            h: self.h,
+            w: self.w,
+            c_out: self.c_out,
+            k: self.k,
+            pad: self.pad,
+        })
     }
     fn in_plane(&self) -> usize {
         self.c_in * self.h * self.w
@@ -181,7 +163,7 @@ fn inner_threads(n: usize) -> usize {
     if n >= threads { 1 } else { threads }
 }
 
-fn gemm_err(e: super::gemm::GemmShapeError) -> candle_core::Error {
+fn gemm_err(e: crate::ops::cpu::gemm::GemmShapeError) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
@@ -218,7 +200,7 @@ impl CustomOp3 for Conv2dOp {
                 contiguous::<f32>(bs, bl)?,
             );
             check_bias(b.len(), &d)?;
-            let y = direct_conv::forward(x, w, b, &dd, relu);
+            let y = direct::forward(x, w, b, &dd, relu);
             return Ok((CpuStorage::F32(y), Shape::from((d.n, d.c_out, d.oh, d.ow))));
         }
         dispatch_float!(xs, "conv2d", conv_forward(&d, relu, xs, xl, ws, wl, bs, bl))
@@ -274,7 +256,7 @@ impl CustomOp2 for ConvGradInput {
         let d = Dims::new(&self.1, wl.dims(), self.0)?;
         if let Some(dd) = d.direct(gs) {
             let (g, w) = (contiguous::<f32>(gs, gl)?, contiguous::<f32>(ws, wl)?);
-            let dx = direct_conv::grad_input(g, w, &dd);
+            let dx = direct::grad_input(g, w, &dd);
             return Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))));
         }
         dispatch_float!(gs, "conv2d", conv_grad_input(&d, gs, gl, ws, wl))
@@ -299,7 +281,7 @@ impl CustomOp2 for ConvGradWeight {
         let d = Dims::new(xl.dims(), &self.1, self.0)?;
         if let Some(dd) = d.direct(xs) {
             let (x, g) = (contiguous::<f32>(xs, xl)?, contiguous::<f32>(gs, gl)?);
-            let dw = direct_conv::grad_weight(x, g, &dd);
+            let dw = direct::grad_weight(x, g, &dd);
             return Ok((
                 CpuStorage::F32(dw),
                 Shape::from((d.c_out, d.c_in, d.k, d.k)),
@@ -509,44 +491,6 @@ fn channel_sum<T: CpuFloat>(
         })
         .collect();
     Ok((T::to_cpu_storage_owned(sums), Shape::from(c)))
-}
-
-/// `grad · [y > 0]` for a fused ReLU, in one pass.
-pub(crate) struct ReluGradMask;
-
-impl CustomOp2 for ReluGradMask {
-    fn name(&self) -> &'static str {
-        "fakelens-relu-grad-mask"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        dispatch_float!(gs, "relu", relu_mask(gs, gl, ys, yl))
-    }
-}
-
-fn relu_mask<T: CpuFloat>(
-    gs: &CpuStorage,
-    gl: &Layout,
-    ys: &CpuStorage,
-    yl: &Layout,
-) -> candle_core::Result<(CpuStorage, Shape)> {
-    let (g, y) = (contiguous::<T>(gs, gl)?, contiguous::<T>(ys, yl)?);
-    if g.len() != y.len() {
-        candle_core::bail!("relu mask: gradient and output sizes differ")
-    }
-    const CHUNK: usize = 1 << 14;
-    let mut out = zeros(g.len());
-    out.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        // (× 1 is exact: this is `g` where `y > 0`, else 0.)
-        .for_each(|(out, (g, y))| scale_gradient(out, g, y, T::from_f64(1.0), true));
-    Ok((T::to_cpu_storage_owned(out), gl.shape().clone()))
 }
 
 /// `conv(x, w) + b` with the fast CPU op, or Candle's stock conv on other devices (same

@@ -6,12 +6,15 @@
 //! contiguous rows, which every panel then reads from L1. Other cases keep `gemm::matmul`
 //! (`WeightLhs` picks).
 
+pub mod lhs;
+pub mod weight_grad;
+
 use rayon::prelude::*;
 
-use super::cpu_float::CpuFloat;
-use super::gemm::{GemmShapeError, MatRef, matmul};
-use super::pointwise_lhs::MR;
-pub use super::pointwise_lhs::{Lhs, PackedLhs, StridedLhs};
+use crate::ops::cpu::float::CpuFloat;
+use crate::ops::cpu::gemm::{GemmShapeError, MatRef, matmul};
+use lhs::MR;
+pub use lhs::{Lhs, PackedLhs, StridedLhs};
 
 /// Columns of one kernel call: two 16-lane vectors.
 const NR: usize = 32;
@@ -22,7 +25,7 @@ const KC_TRANSPOSED_IN_PLACE: usize = 128;
 
 /// Whether the product runs here (AVX-512F present and the portable paths not forced).
 pub fn available() -> bool {
-    super::kernels::available()
+    crate::ops::cpu::available()
 }
 
 /// A convolution's weight as the left operand of every image's product: for f32 on AVX-512,

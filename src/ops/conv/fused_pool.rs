@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use super::conv::{ConvGeometry, conv2d_relu};
-use super::cpu_float::contiguous;
-use super::direct_conv::{self, DirectDims};
-use super::pool::{PoolGeometry, max_pool2d};
-use super::stash::ForwardStash;
+use crate::ops::conv::dense::conv2d_relu;
+use crate::ops::conv::direct::{self, DirectDims};
+use crate::ops::cpu::float::contiguous;
+use crate::ops::cpu::stash::ForwardStash;
+use crate::ops::geometry::{ConvGeometry, ConvShape, Grouping, PoolGeometry};
+use crate::ops::pool::max_pool2d;
 
 /// `maxpool2(relu(conv(x, w) + b))`: fused where the direct kernels run (CPU, f32, stride 1,
 /// AVX-512), else the separate conv and pool ops (same values and gradients).
@@ -29,7 +30,7 @@ pub fn conv2d_relu_maxpool2(
     let fused = x.device().is_cpu()
         && x.dtype() == candle_core::DType::F32
         && g.stride == 1
-        && direct_conv::available();
+        && direct::available();
     if fused {
         return x
             .contiguous()?
@@ -56,19 +57,21 @@ struct PoolDims {
 
 impl PoolDims {
     fn new(x: &[usize], w: &[usize], pad: usize) -> candle_core::Result<PoolDims> {
-        let (&[n, c_in, h, wd], &[c_out, wc, k, k2]) = (x, w) else {
-            candle_core::bail!("conv-pool expects NCHW input and OIHW weight, got {x:?}, {w:?}")
+        let g = ConvGeometry {
+            stride: 1,
+            padding: pad,
         };
-        if wc != c_in || k != k2 || h + 2 * pad < k + 1 || wd + 2 * pad < k + 1 {
-            candle_core::bail!("conv-pool: weight {w:?} does not fit input {x:?}")
+        let s = ConvShape::new("conv-pool", x, w, g, Grouping::Dense)?;
+        if s.oh < 2 || s.ow < 2 {
+            candle_core::bail!("conv-pool: input {x:?} leaves no 2x2 window to pool")
         }
         let conv = DirectDims {
-            n,
-            c_in,
-            h,
-            w: wd,
-            c_out,
-            k,
+            n: s.n,
+            c_in: s.c_in,
+            h: s.h,
+            w: s.w,
+            c_out: s.c_out,
+            k: s.k,
             pad,
         };
         Ok(PoolDims {
@@ -125,7 +128,7 @@ impl CustomOp3 for ConvReluPool2Op {
         }
         let wp = d.conv.wp();
         let mut pooled = vec![(0.0f32, NO_GRADIENT); d.conv.n * d.pooled_per_image()];
-        direct_conv::forward_with(
+        direct::forward_with(
             x,
             w,
             &d.conv,
@@ -294,11 +297,11 @@ impl CustomOp2 for PooledGrad {
         };
         match self.part {
             Part::Input => {
-                let dx = direct_conv::grad_input_with(&builder, other, &d);
+                let dx = direct::grad_input_with(&builder, other, &d);
                 Ok((CpuStorage::F32(dx), Shape::from((d.n, d.c_in, d.h, d.w))))
             }
             _ => {
-                let dw = direct_conv::grad_weight_with(other, &builder, &d);
+                let dw = direct::grad_weight_with(other, &builder, &d);
                 Ok((
                     CpuStorage::F32(dw),
                     Shape::from((d.c_out, d.c_in, d.k, d.k)),

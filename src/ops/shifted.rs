@@ -6,8 +6,8 @@
 
 use candle_core::Tensor;
 
-use super::conv::ConvGeometry;
-use super::pool::PoolGeometry;
+use crate::ops::geometry::ConvGeometry;
+use crate::ops::geometry::PoolGeometry;
 
 /// `x` (NCHW) with `pad` rows/columns of `value` before and enough after that every window
 /// of a `k`×`k` kernel at `stride` with `oh`×`ow` outputs reads whole strided rows.

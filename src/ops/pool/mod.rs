@@ -5,16 +5,10 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, WithDType};
 
-use super::cpu_float::{CpuFloat, contiguous, dispatch_float, zeros};
+use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
 use rayon::prelude::*;
 
-/// Kernel, stride and zero-padding (padded cells never win) of a square max-pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeometry {
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-}
+use crate::ops::geometry::PoolGeometry;
 
 #[derive(Clone, Copy)]
 struct Dims {
@@ -233,7 +227,7 @@ pub fn max_pool2d(x: &Tensor, g: PoolGeometry) -> candle_core::Result<Tensor> {
     if g.padding == 0 && g.kernel == g.stride {
         max_pool2d_by_reduction(x, g)
     } else {
-        super::shifted::max_pool2d_by_shifts(x, g)
+        crate::ops::shifted::max_pool2d_by_shifts(x, g)
     }
 }
 

@@ -1,0 +1,32 @@
+//! The low-level CPU helpers every op shares: the float types and scratch buffers
+//! (`float`), a safe front to strided matrix products (`gemm`), the value a forward pass
+//! keeps for its backward (`stash`), and the one switch between the AVX-512 kernels and the
+//! portable loops.
+
+pub mod float;
+pub mod gemm;
+pub mod stash;
+
+use std::sync::OnceLock;
+
+/// Set (to anything but `0`) to run the portable code paths on any processor: the im2col
+/// convolution and these kernels' plain loops (for tests and comparisons).
+pub const PORTABLE_ENV: &str = "FAKELENS_PORTABLE_KERNELS";
+
+/// Whether the AVX-512 kernels run here (read once per process).
+pub fn available() -> bool {
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    *AVX512.get_or_init(|| {
+        if std::env::var_os(PORTABLE_ENV).is_some_and(|v| v != "0") {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
