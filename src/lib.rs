@@ -3,9 +3,6 @@
 //! CLI and the tests; the GUI (`ui`) and the compute thread (`worker`) are thin drivers of it.
 
 pub mod bench;
-pub mod bench_data;
-pub mod bench_drop;
-pub mod bench_suite;
 pub mod cli;
 pub mod cli_calibrate;
 pub mod cli_explain;

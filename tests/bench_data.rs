@@ -2,7 +2,7 @@
 //! is decoded, then served again from the cache, half of them from each class; a missing
 //! dataset is an error naming its folder.
 
-use fakelens::bench_data::data_throughput;
+use fakelens::bench::data::data_throughput;
 use fakelens::data::demo::write_demo_dataset;
 
 #[test]

@@ -14,8 +14,12 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 
-use crate::bench::{BenchArgs, BenchMode, Measurement, pytorch_throughput, run_reference};
-use crate::bench_data::{DataThroughput, data_throughput};
+use super::args::{BenchArgs, BenchMode};
+use super::data::{DataThroughput, data_throughput};
+use super::measure::{
+    Measurement, build_profile, open_device, pytorch_throughput, reference_device, run_reference,
+    warn_if_debug_build,
+};
 use crate::config::ModelKind;
 
 /// Images through the data pipeline rows.
@@ -177,17 +181,17 @@ fn peak_share(flops: Option<f64>, m: Option<&Measurement>, peak_gflops: f64) -> 
 
 pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
-    let device = crate::bench::open_device(args)?;
+    let device = open_device(args)?;
     let with_python = args.python != "none";
     let device_name = crate::device::describe(&device);
     println!(
         "benchmark suite: {device_name}, {threads} threads, 256x256 inputs, {} build",
-        crate::bench::build_profile()
+        build_profile()
     );
-    crate::bench::warn_if_debug_build();
+    warn_if_debug_build();
     let gemm_ours = fakelens_gemm_gflops(&device)?;
     let gemm_args = ["--mode", "gemm", "--steps", "6", "--device"].map(String::from);
-    let device_arg = crate::bench::reference_device(&device).to_string();
+    let device_arg = reference_device(&device).to_string();
     let gemm_reference = if with_python {
         let script_args: Vec<String> = gemm_args.into_iter().chain([device_arg]).collect();
         match run_reference(&args.python, &args.reference, &script_args) {
@@ -308,7 +312,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
     print_data(&data_fakelens, data_pytorch.as_ref(), &rows);
     if let Some(out) = &args.out {
         let report = Report {
-            build_profile: crate::bench::build_profile(),
+            build_profile: build_profile(),
             threads,
             device: device_name,
             gemm_gflops_fakelens: gemm_ours,

@@ -1,98 +1,18 @@
-//! `fakelens bench`: training, eval and saliency throughput (and peak memory) of FakeLens
-//! against the PyTorch reference script
-//! (`benches/reference/train_step.py`) run on the same machine, same shapes and same thread
-//! count, in the same invocation; printed as ratios. Never a timed assertion in a test.
+//! One measurement of each side: FakeLens timed in this process, the PyTorch reference
+//! script run as a child on the same machine, shapes and thread count; the device both run
+//! on and the build profile the figures come from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 
+use super::args::{BenchArgs, BenchMode};
 use crate::config::{ModelKind, TrainConfig};
-use crate::device::DeviceChoice;
 use crate::models;
 use crate::train::Optimizer;
-
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    #[arg(long, default_value = "simplenet")]
-    pub model: ModelKind,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Timed steps (after 2 warm-up steps).
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Python interpreter with torch for the reference; `none` skips it.
-    #[arg(long, default_value = "python3")]
-    pub python: String,
-    /// The reference script.
-    #[arg(long, default_value = "benches/reference/train_step.py")]
-    pub reference: PathBuf,
-    /// Where both sides run (`cuda` runs the reference on the GPU too).
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
-    /// What to time: training steps, eval forward passes, or one image's saliency.
-    #[arg(long, value_enum, default_value = "train")]
-    pub mode: BenchMode,
-    /// Everything in one run: the matrix-multiply peak, training and eval at the batch size,
-    /// one-image saliency and Grad-CAM, for all three models, and the data pipeline; printed
-    /// as ratios against the reference (`--model`, `--mode` and `--steps` are ignored).
-    #[arg(long)]
-    pub suite: bool,
-    /// With `--suite`: the dataset for the data-pipeline rows (the built-in demo data when
-    /// it is absent).
-    #[arg(long, default_value = "../shared/datasets/lfw-faceswap")]
-    pub data: PathBuf,
-    /// With `--suite`: also write every figure to this JSON file.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print the measurement as one JSON line too (the suite runs each row in a child
-    /// process, so each peak memory is that row's alone).
-    #[arg(long, hide = true)]
-    pub json: bool,
-}
-
-/// What one benchmark step does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchMode {
-    /// An Adam training step on a batch.
-    Train,
-    /// A forward pass without gradients on a batch.
-    Eval,
-    /// The drag-in latency: one image, forward, then the input gradient of the fake logit.
-    Saliency,
-    /// One image's Grad-CAM of the fake class at the course's `conv3`, resized to the input.
-    Gradcam,
-    /// Drop-to-verdict and drop-to-heatmap of a 12-megapixel photo (FakeLens only).
-    Drop,
-}
-
-impl BenchMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            BenchMode::Train => "train",
-            BenchMode::Eval => "eval",
-            BenchMode::Saliency => "saliency",
-            BenchMode::Gradcam => "gradcam",
-            BenchMode::Drop => "drop",
-        }
-    }
-
-    /// Whether a step explains one image (batch 1) rather than a batch.
-    pub fn single_image(self) -> bool {
-        matches!(
-            self,
-            BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop
-        )
-    }
-
-    /// Images per step when `batch_size` is asked for: 1 for the single-image modes.
-    pub fn batch(self, batch_size: usize) -> usize {
-        if self.single_image() { 1 } else { batch_size }
-    }
-}
 
 /// The reference script's `--device` for where FakeLens runs.
 pub(crate) fn reference_device(device: &Device) -> &'static str {
@@ -266,18 +186,6 @@ pub(crate) fn pytorch_throughput(
     ))
 }
 
-fn print_row(name: &str, mode: BenchMode, m: &Measurement) {
-    let rss = m
-        .peak_rss_mib
-        .map_or_else(String::new, |r| format!(", peak RSS {r:.0} MiB"));
-    println!(
-        "{name:<9} {:<8} {:>8.2} images/s  ({:.1} ms/step{rss})",
-        mode.name(),
-        m.images_per_sec,
-        m.ms_per_step
-    );
-}
-
 /// The device both sides run on, after printing any fallback notice; Metal is refused, as
 /// the reference has no Metal twin here.
 pub(crate) fn open_device(args: &BenchArgs) -> anyhow::Result<Device> {
@@ -311,57 +219,4 @@ pub fn warn_if_debug_build() {
              slower than the app's. Benchmark with `cargo run --release -- bench ...`"
         );
     }
-}
-
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.suite {
-        return crate::bench_suite::run_suite(args);
-    }
-    let threads = rayon::current_num_threads();
-    let batch = args.mode.batch(args.batch_size);
-    println!(
-        "benchmark: {} {} step, batch {batch}, 256x256, {} steps, {threads} threads",
-        args.model.label(),
-        args.mode.name(),
-        args.steps
-    );
-    warn_if_debug_build();
-    let device = open_device(args)?;
-    println!("device: {}", crate::device::describe(&device));
-    if args.mode == BenchMode::Drop {
-        let d = crate::bench_drop::drop_latency(args.model, args.steps, &device)?;
-        let (w, h) = crate::bench_drop::DROP_PHOTO;
-        println!(
-            "fakelens  drop of a {w}x{h} JPEG judged by {} ({} face(s) found): {:.0} ms to \
-             the verdict, {:.0} ms to the saliency map (medians of {} drops)",
-            d.detector, d.faces, d.verdict_ms, d.heatmap_ms, args.steps
-        );
-        return Ok(());
-    }
-    let ours = fakelens_throughput(args.model, args.mode, args.batch_size, args.steps, &device)?;
-    print_row("fakelens", args.mode, &ours);
-    if args.json {
-        println!("{}", serde_json::to_string(&ours)?);
-    }
-    if args.python == "none" {
-        return Ok(());
-    }
-    match pytorch_throughput(args, args.model, args.mode, args.steps, &device, false) {
-        Ok((reference, _)) => {
-            print_row("pytorch", args.mode, &reference);
-            println!(
-                "ratio (fakelens / pytorch throughput) = {:.3}; step time ratio = {:.3}",
-                ours.images_per_sec / reference.images_per_sec,
-                ours.ms_per_step / reference.ms_per_step
-            );
-            if let (Some(a), Some(b)) = (ours.peak_rss_mib, reference.peak_rss_mib) {
-                println!("peak memory ratio (fakelens / pytorch) = {:.3}", a / b);
-            }
-        }
-        Err(e) => println!(
-            "pytorch reference not measured: {}",
-            crate::report::chain(&e)
-        ),
-    }
-    Ok(())
 }
