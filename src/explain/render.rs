@@ -112,6 +112,9 @@ pub fn grid(tiles: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
     out
 }
 
+/// Hand-written rather than on `npyz` or `ndarray-npy`: both pull in a Python-literal parser
+/// (`py_literal`, on `pest`), which measured 64 s more per build profile on the 2-core CI
+/// machine, to write one fixed header; the test below checks it against numpy's format 1.0.
 /// The bytes of a `.npy` file (format 1.0) holding `map` as little-endian float32, H×W.
 pub fn npy_bytes(map: &Heatmap) -> Vec<u8> {
     let mut header = format!(
