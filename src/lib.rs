@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod models;
 pub mod ops;
 pub mod report;
+pub mod runs;
 pub mod train;
 pub mod ui;
 pub mod worker;

@@ -37,10 +37,9 @@ fn the_bundled_detector_loads_with_its_profile_temperature_and_threshold() {
     let threshold = run.record.val_threshold.unwrap();
     assert!((0.0..1.0).contains(&threshold));
     assert_eq!(
-        fakelens::ui::run_list::default_run(&fakelens::ui::run_list::scan_runs(
-            &PathBuf::from("no-runs-here"),
-            &[]
-        ))
+        fakelens::runs::catalog::default_run(&fakelens::runs::catalog::scan(&PathBuf::from(
+            "no-runs-here"
+        )))
         .map(|r| r.dir.canonicalize().unwrap()),
         Some(dir.canonicalize().unwrap()),
         "on first start the bundled detector is the one ticked"

@@ -125,6 +125,8 @@ pub struct FakeLensApp {
     screenshot_requested: bool,
     screenshot_done: Arc<AtomicBool>,
     started: Instant,
+    /// For the background jobs that repaint when they finish.
+    ctx: egui::Context,
 }
 
 impl FakeLensApp {
@@ -136,6 +138,7 @@ impl FakeLensApp {
         let worker = WorkerHandle::spawn(Arc::new(move || repaint.request_repaint()))?;
         let thumbnails = Thumbnails::new(ctx)?;
         let mut app = FakeLensApp {
+            ctx: ctx.clone(),
             dataset: DatasetTab::default(),
             training: TrainingTab::new(settings.train.clone()),
             compare: CompareTab::new(),
@@ -175,19 +178,16 @@ impl FakeLensApp {
             let record = crate::train::RunRecord::load(&run)?;
             app.training.show_record(run, record);
         }
+        // Each is loaded in the background and ticked on arrival (a run that cannot be read
+        // says why in its tab); a tab given runs here ticks no default of its own.
         for run in opts.compare {
-            app.compare.add_run(run).map_err(anyhow::Error::msg)?;
+            app.compare.add_run(&cc.egui_ctx, run);
         }
         for run in opts.explain {
-            app.explain.add_run(run).map_err(anyhow::Error::msg)?;
-        }
-        if !opts.detector.is_empty() {
-            // Scan first, so that the tab's own default choice does not add to these.
-            app.inspect.ui_scan(&app.settings.runs_dir.clone());
-            app.inspect.selected.clear();
+            app.explain.add_run(&cc.egui_ctx, run);
         }
         for run in opts.detector {
-            app.inspect.add_run(run).map_err(anyhow::Error::msg)?;
+            app.inspect.add_run(&cc.egui_ctx, run);
         }
         app.inspect.add_paths(&opts.inspect);
         if !app.compare.selected.is_empty() {
@@ -259,7 +259,7 @@ impl FakeLensApp {
                     error,
                 } => self.compare.fail(error),
                 Event::Evaluated(outcome) => self.compare.on_evaluated(*outcome),
-                Event::RunImported { run_dir } => self.compare.on_imported(run_dir),
+                Event::RunImported { run_dir } => self.compare.on_imported(&self.ctx, run_dir),
                 Event::Progress {
                     task: Task::Explain,
                     stage,
@@ -296,7 +296,7 @@ impl FakeLensApp {
                     // The run just trained is what the user compares next (if it saved a
                     // checkpoint).
                     if crate::train::history::unusable_reason(&run_dir).is_none() {
-                        self.compare.on_imported(run_dir.clone());
+                        self.compare.on_imported(&self.ctx, run_dir.clone());
                     }
                     self.training.finish(run_dir, *record)
                 }
@@ -477,6 +477,8 @@ impl FakeLensApp {
         ctx.request_repaint_after(Duration::from_millis(200));
         let settled = !self.dataset.is_loading()
             && self.compare.pending() == 0
+            && !self.compare.listing()
+            && !self.inspect.listing()
             && !self.explain.busy()
             && !self.inspect.busy()
             && self.started.elapsed() > Duration::from_secs(4);

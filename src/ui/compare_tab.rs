@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::compare_plots::{self, CurveOptions};
-use super::run_list::{RunEntry, run_checkbox, scan_runs, tick_run};
+use super::run_list::{Catalog, run_checkbox};
 use crate::data::Split;
 use crate::eval::confusion::{Confusion, ThresholdRule};
 use crate::eval::run_eval::{EvalOutcome, EvalRequest};
+use crate::runs::RunEntry;
 use crate::train::RunRecord;
 
 /// What the user asked for this frame.
@@ -106,7 +107,7 @@ pub struct CompareTab {
     pub curves: Option<CurveOptions>,
     /// The model an imported checkpoint is read as.
     pub import_model: crate::config::ModelKind,
-    scanned: Option<PathBuf>,
+    catalog: Catalog,
 }
 
 impl CompareTab {
@@ -118,16 +119,20 @@ impl CompareTab {
         }
     }
 
-    /// Lists the runs in `runs_dir` (folders with a readable `run.json`), keeping any added
-    /// from elsewhere.
-    pub fn scan(&mut self, runs_dir: &Path) {
-        self.scanned = Some(runs_dir.to_path_buf());
-        self.runs = scan_runs(runs_dir, &self.runs);
+    /// Lists the runs in `runs_dir` (folders with a readable `run.json`) in the background,
+    /// keeping any added from elsewhere.
+    pub fn scan(&mut self, ctx: &egui::Context, runs_dir: &Path) {
+        self.catalog.rescan(ctx, runs_dir);
     }
 
-    /// Adds one run folder from anywhere (an imported or copied run).
-    pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        tick_run(&mut self.runs, &mut self.selected, dir)
+    /// Adds one run folder from anywhere (an imported or copied run), ticked once loaded.
+    pub fn add_run(&mut self, ctx: &egui::Context, dir: PathBuf) {
+        self.catalog.add(ctx, dir);
+    }
+
+    /// Whether the run list is still being read.
+    pub fn listing(&self) -> bool {
+        self.catalog.busy()
     }
 
     pub fn on_evaluated(&mut self, outcome: EvalOutcome) {
@@ -171,13 +176,11 @@ impl CompareTab {
 
     /// A run imported from a checkpoint or just trained: ticked, listed, and its folder
     /// scanned again.
-    pub fn on_imported(&mut self, run_dir: PathBuf) {
-        if let Some(runs_dir) = self.scanned.clone() {
-            self.scan(&runs_dir);
+    pub fn on_imported(&mut self, ctx: &egui::Context, run_dir: PathBuf) {
+        if let Some(runs_dir) = self.catalog.runs_dir().map(Path::to_path_buf) {
+            self.scan(ctx, &runs_dir);
         }
-        if let Err(e) = self.add_run(run_dir) {
-            self.error = Some(e);
-        }
+        self.add_run(ctx, run_dir);
     }
 
     fn requests(&self) -> Vec<EvalRequest> {
@@ -219,8 +222,10 @@ impl CompareTab {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, runs_dir: &Path) -> Option<CompareAction> {
-        if self.scanned.as_deref() != Some(runs_dir) {
-            self.scan(runs_dir);
+        self.catalog.scan_once(ui.ctx(), runs_dir);
+        let applied = self.catalog.apply(&mut self.runs, &mut self.selected);
+        if let Some(e) = applied.errors.into_iter().next() {
+            self.error = Some(e);
         }
         let mut action = None;
         self.controls_ui(ui, runs_dir, &mut action);
@@ -276,13 +281,12 @@ impl CompareTab {
         ui.horizontal(|ui| {
             ui.label(format!("Runs in {}", runs_dir.display()));
             if ui.button("Refresh").clicked() {
-                self.scan(runs_dir);
+                self.scan(ui.ctx(), runs_dir);
             }
             if ui.button("Add run…").clicked()
                 && let Some(dir) = rfd::FileDialog::new().pick_folder()
-                && let Err(e) = self.add_run(dir)
             {
-                self.error = Some(e);
+                self.add_run(ui.ctx(), dir);
             }
             ui.separator();
             let label = ui.label("import a checkpoint as");
@@ -367,7 +371,9 @@ impl CompareTab {
     }
 
     fn runs_ui(&mut self, ui: &mut egui::Ui) {
-        if self.runs.is_empty() {
+        if self.runs.is_empty() && self.catalog.busy() {
+            ui.weak("Reading the runs folder…");
+        } else if self.runs.is_empty() {
             ui.weak("No runs yet: train one in the Training tab, or add a run folder.");
         }
         for entry in &self.runs {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::explain_view::OverlayCache;
-use super::run_list::{RunEntry, default_run, run_checkbox, scan_runs, tick_run};
+use super::run_list::{Catalog, run_checkbox};
 use crate::data::Split;
 use crate::explain::Method;
 use crate::explain::colormap::Colormap;
@@ -17,6 +17,8 @@ use crate::explain::mean_maps::MeanMaps;
 use crate::explain::method::METHOD_NAMES;
 use crate::explain::render::OverlayStyle;
 use crate::explain::smoothgrad::SmoothGradSettings;
+use crate::runs::RunEntry;
+use crate::runs::catalog::default_run;
 use crate::worker::DatasetSummary;
 use crate::worker::explain_jobs::{
     ClassChoice, ExplainImageRequest, ExplainedImage, SplitJobKind, SplitMapsRequest,
@@ -69,7 +71,7 @@ pub struct ExplainTab {
     pub grid: Option<(String, Vec<GridTile>)>,
     pub(super) grid_texture: Option<(OverlayStyle, egui::TextureHandle)>,
     pub(super) mean_textures: BTreeMap<(PathBuf, u8), [egui::TextureHandle; 2]>,
-    scanned: Option<PathBuf>,
+    catalog: Catalog,
     /// Draw the ground-truth mask's outline over the maps, when the image has one.
     pub show_mask: bool,
     /// The split result that just arrived, to scroll to once.
@@ -108,7 +110,7 @@ impl Default for ExplainTab {
             grid: None,
             grid_texture: None,
             mean_textures: BTreeMap::new(),
-            scanned: None,
+            catalog: Catalog::default(),
             show_mask: true,
             scroll_to: None,
             scroll_to_image: false,
@@ -181,12 +183,12 @@ impl ExplainTab {
 
     /// Whether an image job is on the worker (the screenshot waits for it).
     pub fn busy(&self) -> bool {
-        self.image_running || self.split_pending > 0
+        self.image_running || self.split_pending > 0 || self.catalog.busy()
     }
 
-    /// Adds a run folder from anywhere and ticks it.
-    pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        tick_run(&mut self.runs, &mut self.selected, dir)
+    /// Adds a run folder from anywhere; it is ticked once loaded.
+    pub fn add_run(&mut self, ctx: &egui::Context, dir: PathBuf) {
+        self.catalog.add(ctx, dir);
     }
 
     /// Shows a dropped or opened file.
@@ -245,15 +247,17 @@ impl ExplainTab {
         runs_dir: &Path,
         dataset: Option<&DatasetSummary>,
     ) -> Option<ExplainAction> {
-        if self.scanned.as_deref() != Some(runs_dir) {
-            self.scanned = Some(runs_dir.to_path_buf());
-            self.runs = scan_runs(runs_dir, &self.runs);
-            // Arriving with nothing ticked: the bundled detector (or the newest run).
-            if self.selected.is_empty()
-                && let Some(first) = default_run(&self.runs)
-            {
-                self.selected.insert(first.dir.clone());
-            }
+        self.catalog.scan_once(ui.ctx(), runs_dir);
+        let applied = self.catalog.apply(&mut self.runs, &mut self.selected);
+        if let Some(e) = applied.errors.into_iter().next() {
+            self.error = Some(e);
+        }
+        // Arriving with nothing ticked: the bundled detector (or the newest run).
+        if applied.first_scan
+            && self.selected.is_empty()
+            && let Some(first) = default_run(&self.runs)
+        {
+            self.selected.insert(first.dir.clone());
         }
         let mut action = None;
         egui::Panel::left("explain-controls")
@@ -283,10 +287,12 @@ impl ExplainTab {
         ui.horizontal(|ui| {
             ui.strong("Runs");
             if ui.small_button("rescan").clicked() {
-                self.runs = scan_runs(runs_dir, &self.runs);
+                self.catalog.rescan(ui.ctx(), runs_dir);
             }
         });
-        if self.runs.is_empty() {
+        if self.runs.is_empty() && self.catalog.busy() {
+            ui.weak("Reading the runs folder…");
+        } else if self.runs.is_empty() {
             ui.weak("No runs yet: train one in the Training tab.");
         }
         for entry in &self.runs {

@@ -6,12 +6,14 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::run_list::{RunEntry, default_run, run_checkbox, scan_runs, tick_run};
+use super::run_list::{Catalog, run_checkbox};
 use crate::explain::Method;
 use crate::explain::render::{OverlayStyle, overlay};
 use crate::inspect::inputs::expand_inputs;
 use crate::inspect::photo::InputOverride;
 use crate::inspect::verdict::Decision;
+use crate::runs::RunEntry;
+use crate::runs::catalog::default_run;
 use crate::worker::inspect_jobs::{InspectRequest, InspectedPhoto, RunVerdict};
 
 /// Files sent to the worker per request (the rest wait, so Stop and new choices apply soon).
@@ -49,7 +51,7 @@ pub struct InspectTab {
     pub progress: Option<(String, usize, usize)>,
     pub error: Option<String>,
     next_id: u64,
-    scanned: Option<PathBuf>,
+    catalog: Catalog,
     /// The first card of the latest drop: the view scrolls to it once.
     scroll_to: Option<u64>,
 }
@@ -70,16 +72,16 @@ impl Default for InspectTab {
             progress: None,
             error: None,
             next_id: 0,
-            scanned: None,
+            catalog: Catalog::default(),
             scroll_to: None,
         }
     }
 }
 
 impl InspectTab {
-    /// Adds a run folder from anywhere and ticks it.
-    pub fn add_run(&mut self, dir: PathBuf) -> Result<(), String> {
-        tick_run(&mut self.runs, &mut self.selected, dir)
+    /// Adds a run folder from anywhere; it is ticked once loaded.
+    pub fn add_run(&mut self, ctx: &egui::Context, dir: PathBuf) {
+        self.catalog.add(ctx, dir);
     }
 
     /// Adds files (folders are walked) as cards waiting for their verdicts.
@@ -175,23 +177,30 @@ impl InspectTab {
         }
     }
 
-    /// Lists the runs in `runs_dir` once, ticking the newest when none is ticked.
-    pub fn ui_scan(&mut self, runs_dir: &Path) {
-        if self.scanned.as_deref() == Some(runs_dir) {
-            return;
+    /// Lists the runs in `runs_dir` once (in the background), ticking the bundled detector or
+    /// the newest run when the first list arrives with none ticked.
+    pub fn ui_scan(&mut self, ctx: &egui::Context, runs_dir: &Path) {
+        self.catalog.scan_once(ctx, runs_dir);
+        let applied = self.catalog.apply(&mut self.runs, &mut self.selected);
+        if let Some(e) = applied.errors.into_iter().next() {
+            self.error = Some(e);
         }
-        self.scanned = Some(runs_dir.to_path_buf());
-        self.runs = scan_runs(runs_dir, &self.runs);
-        if self.selected.is_empty()
+        if applied.first_scan
+            && self.selected.is_empty()
             && let Some(newest) = default_run(&self.runs)
         {
             self.selected.insert(newest.dir.clone());
         }
     }
 
+    /// Whether the detector list is still being read.
+    pub fn listing(&self) -> bool {
+        self.catalog.busy()
+    }
+
     /// Returns true when the user pressed Stop.
     pub fn ui(&mut self, ui: &mut egui::Ui, runs_dir: &Path) -> bool {
-        self.ui_scan(runs_dir);
+        self.ui_scan(ui.ctx(), runs_dir);
         let mut stop = false;
         let before = (self.selected.clone(), self.crop, self.overlay);
         self.controls_ui(ui, &mut stop);
@@ -259,7 +268,9 @@ impl InspectTab {
         });
         ui.horizontal_wrapped(|ui| {
             ui.label("Detectors:");
-            if self.runs.is_empty() {
+            if self.runs.is_empty() && self.catalog.busy() {
+                ui.weak("reading the runs folder…");
+            } else if self.runs.is_empty() {
                 ui.weak("none yet — train one in the Training tab");
             }
             for entry in &self.runs {

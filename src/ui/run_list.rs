@@ -1,80 +1,147 @@
-//! The list of runs the Compare, Explain and Inspect tabs tick from: the runs folder's runs
-//! (newest first), the bundled detectors (read-only), and runs added from elsewhere. A run
-//! without a checkpoint is listed greyed with the reason and cannot be ticked.
+//! The run list the Compare, Explain and Inspect tabs tick from, as the window keeps it: the
+//! runs come from `runs::catalog`, scanned and loaded on a short-lived thread of their own
+//! (the UI thread walks no folders and reads no `run.json`), and arrive with a repaint.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::train::RunRecord;
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
-/// A run found on disk.
-#[derive(Clone, Debug)]
-pub struct RunEntry {
-    pub dir: PathBuf,
-    pub record: RunRecord,
-    /// A detector that ships with the app (read-only).
-    pub bundled: bool,
-    /// Why it cannot be ticked (no checkpoint), if so.
-    pub unusable: Option<String>,
+use crate::runs::RunEntry;
+use crate::runs::catalog;
+
+/// What a background catalog job found.
+enum Reply {
+    /// A fresh scan of `runs_dir`.
+    Scanned {
+        runs_dir: PathBuf,
+        runs: Vec<RunEntry>,
+    },
+    /// A run folder added from anywhere, to be ticked.
+    Added(Result<RunEntry, String>),
 }
 
-impl RunEntry {
-    pub fn new(dir: PathBuf, record: RunRecord) -> RunEntry {
-        RunEntry {
-            bundled: crate::train::history::is_read_only(&dir),
-            unusable: crate::train::history::unusable_reason(&dir),
-            dir,
-            record,
+/// What [`Catalog::apply`] changed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// A scan landed.
+    pub scanned: bool,
+    /// The first scan landed before any run was added: the tab may tick its default run.
+    pub first_scan: bool,
+    /// Runs that could not be added, each with its cause.
+    pub errors: Vec<String>,
+}
+
+/// A tab's background scans and loads of runs.
+pub struct Catalog {
+    tx: Sender<Reply>,
+    rx: Receiver<Reply>,
+    /// Jobs sent and not yet applied.
+    pending: usize,
+    /// The runs folder last asked for.
+    scanned: Option<PathBuf>,
+    /// No scan has landed and no run was added yet.
+    untouched: bool,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        let (tx, rx) = unbounded();
+        Catalog {
+            tx,
+            rx,
+            pending: 0,
+            scanned: None,
+            untouched: true,
         }
     }
 }
 
-fn runs_in(dir: &Path) -> Vec<RunEntry> {
-    let mut found: Vec<RunEntry> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let dir = entry.path();
-            RunRecord::load(&dir)
-                .ok()
-                .map(|record| RunEntry::new(dir, record))
-        })
-        .collect();
-    found.sort_by(|a, b| b.record.created.cmp(&a.record.created));
-    found
-}
-
-/// The runs in `runs_dir` (folders with a readable `run.json`), newest first, then the
-/// bundled detectors, then those of `previous` that were added from elsewhere.
-pub fn scan_runs(runs_dir: &Path, previous: &[RunEntry]) -> Vec<RunEntry> {
-    let mut found = runs_in(runs_dir);
-    if let Some(bundled) = crate::train::history::bundled_runs_dir() {
-        found.extend(runs_in(&bundled));
-    }
-    for old in previous {
-        if !found.iter().any(|r| r.dir == old.dir) && !old.dir.starts_with(runs_dir) {
-            found.push(old.clone());
+impl Catalog {
+    /// Lists `runs_dir` in the background, once per folder (`rescan` forces it).
+    pub fn scan_once(&mut self, ctx: &egui::Context, runs_dir: &Path) {
+        if self.scanned.as_deref() != Some(runs_dir) {
+            self.rescan(ctx, runs_dir);
         }
     }
-    found
-}
 
-/// Adds the run in `dir` (from anywhere) to `runs` if it is not listed, and ticks it.
-pub fn tick_run(
-    runs: &mut Vec<RunEntry>,
-    selected: &mut BTreeSet<PathBuf>,
-    dir: PathBuf,
-) -> Result<(), String> {
-    let record = RunRecord::load(&dir).map_err(|e| e.to_string())?;
-    if let Some(reason) = crate::train::history::unusable_reason(&dir) {
-        return Err(format!("{}: {reason}", dir.display()));
+    /// Lists `runs_dir` again in the background.
+    pub fn rescan(&mut self, ctx: &egui::Context, runs_dir: &Path) {
+        self.scanned = Some(runs_dir.to_path_buf());
+        let runs_dir = runs_dir.to_path_buf();
+        self.spawn(ctx, move || Reply::Scanned {
+            runs: catalog::scan(&runs_dir),
+            runs_dir,
+        });
     }
-    if !runs.iter().any(|r| r.dir == dir) {
-        runs.push(RunEntry::new(dir.clone(), record));
+
+    /// Loads the run in `dir` (from anywhere) in the background; it is ticked on arrival.
+    pub fn add(&mut self, ctx: &egui::Context, dir: PathBuf) {
+        self.untouched = false;
+        self.spawn(ctx, move || Reply::Added(RunEntry::load(&dir)));
     }
-    selected.insert(dir);
-    Ok(())
+
+    /// The runs folder last scanned, if any.
+    pub fn runs_dir(&self) -> Option<&Path> {
+        self.scanned.as_deref()
+    }
+
+    /// Whether a scan or load is still on its way.
+    pub fn busy(&self) -> bool {
+        self.pending > 0
+    }
+
+    fn spawn(&mut self, ctx: &egui::Context, job: impl FnOnce() -> Reply + Send + 'static) {
+        let (tx, ctx) = (self.tx.clone(), ctx.clone());
+        self.pending += 1;
+        let spawned = std::thread::Builder::new()
+            .name("fakelens-catalog".into())
+            .spawn(move || {
+                // The tab may be gone; then nobody waits for the answer.
+                let _ = tx.send(job());
+                ctx.request_repaint();
+            });
+        if let Err(e) = spawned {
+            self.pending -= 1;
+            let _ = self.tx.send(Reply::Added(Err(format!(
+                "cannot start a thread to list the runs: {e}"
+            ))));
+        }
+    }
+
+    /// Applies what has arrived: a scan replaces the listed runs (keeping those added from
+    /// elsewhere), an added run is listed and ticked.
+    pub fn apply(&mut self, runs: &mut Vec<RunEntry>, selected: &mut BTreeSet<PathBuf>) -> Applied {
+        let mut applied = Applied::default();
+        while let Ok(reply) = self.rx.try_recv() {
+            self.pending = self.pending.saturating_sub(1);
+            match reply {
+                Reply::Scanned {
+                    runs_dir,
+                    runs: scanned,
+                } => {
+                    *runs = catalog::merge_added(&runs_dir, scanned, runs);
+                    applied.scanned = true;
+                    applied.first_scan = std::mem::take(&mut self.untouched);
+                }
+                Reply::Added(Err(e)) => applied.errors.push(e),
+                Reply::Added(Ok(entry)) => {
+                    if let Some(reason) = &entry.unusable {
+                        applied
+                            .errors
+                            .push(format!("{}: {reason}", entry.dir.display()));
+                        continue;
+                    }
+                    selected.insert(entry.dir.clone());
+                    match runs.iter_mut().find(|r| r.dir == entry.dir) {
+                        Some(listed) => *listed = entry,
+                        None => runs.push(entry),
+                    }
+                }
+            }
+        }
+        applied
+    }
 }
 
 /// A checkbox labelled `text` that ticks or unticks `entry` in `selected`.
@@ -104,23 +171,5 @@ pub fn run_checkbox(
         } else {
             selected.remove(&entry.dir);
         }
-    }
-}
-
-/// The run to tick when none is: the first usable bundled detector, else the newest usable
-/// run.
-pub fn default_run(runs: &[RunEntry]) -> Option<&RunEntry> {
-    let usable = || runs.iter().filter(|r| r.unusable.is_none());
-    usable().find(|r| r.bundled).or_else(|| usable().next())
-}
-
-impl RunEntry {
-    pub fn name(&self) -> String {
-        let dir = self
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        format!("{} · {dir}", self.record.model.label())
     }
 }
