@@ -12,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod explain;
+pub mod format;
 pub mod fsutil;
 pub mod inspect;
 pub mod models;

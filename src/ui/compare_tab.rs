@@ -444,7 +444,7 @@ fn row(entry: &RunEntry, outcome: &EvalOutcome) -> Row {
             (entry.name(), 0.0),
             (format!("{dataset} ({})", outcome.report.split), 0.0),
             (
-                crate::cli::group_thousands(r.param_count),
+                crate::format::group_thousands(r.param_count),
                 r.param_count as f64,
             ),
             (

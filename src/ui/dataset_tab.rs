@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
-use super::format;
 use super::thumbnails::{Thumb, Thumbnails};
 use crate::data::{Sample, Split, Unreadable};
+use crate::format;
 use crate::worker::DatasetSummary;
 
 /// Side of a grid thumbnail, in pixels.
@@ -42,7 +42,7 @@ pub struct DatasetTab {
     /// File size and pixel dimensions of the selected image, read once when it is clicked.
     selected_info: (Option<u64>, Option<(u32, u32)>),
     loading: bool,
-    clock: Option<super::format::StageClock>,
+    clock: Option<crate::format::StageClock>,
     /// Thumbnails per row in the last frame.
     pub grid_columns: usize,
 }
@@ -139,7 +139,7 @@ impl DatasetTab {
         }
         if let Some((stage, done, total)) = &self.progress {
             let fraction = *done as f32 / (*total).max(1) as f32;
-            let text = super::format::StageClock::text(&mut self.clock, stage, *done, *total);
+            let text = crate::format::StageClock::text(&mut self.clock, stage, *done, *total);
             ui.add(egui::ProgressBar::new(fraction).text(text));
         }
         if self.summary.is_none() {

@@ -9,7 +9,6 @@ pub mod dataset_tab;
 pub mod explain_split;
 pub mod explain_tab;
 pub mod explain_view;
-pub mod format;
 pub mod inspect_tab;
 pub mod run_list;
 pub mod thumbnails;

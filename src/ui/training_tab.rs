@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::format;
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
 use crate::device::DeviceChoice;
+use crate::format;
 use crate::train::{BatchProgress, EpochRecord, RunRecord, RunStatus};
 use crate::worker::TrainEventData;
 
@@ -447,7 +447,7 @@ impl TrainingTab {
             ui.weak(format!(
                 "run: {} · {} parameters",
                 dir.display(),
-                crate::cli::group_thousands(count)
+                crate::format::group_thousands(count)
             ));
         }
         self.plots_ui(ui);

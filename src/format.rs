@@ -1,4 +1,5 @@
-//! Small text formatters shared by the tabs.
+//! Number, duration and size formatting, the one home of it: the window and the command line
+//! both write their figures through these.
 
 /// `75` → `1m 15s`; `4000` → `1h 06m`.
 pub fn duration(secs: f64) -> String {
@@ -59,6 +60,19 @@ pub fn bytes(n: u64) -> String {
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
         _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
     }
+}
+
+/// `23128786` → `23,128,786`.
+pub fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
