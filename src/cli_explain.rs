@@ -13,15 +13,16 @@ use crate::config::INPUT_SIZE;
 use crate::data::decode::decode_rgb;
 use crate::data::{DatasetIndex, PreparedSplit, Split};
 use crate::device::DeviceChoice;
+use crate::explain::Method;
 use crate::explain::colormap::Colormap;
 use crate::explain::faithfulness::measure_faithfulness;
 use crate::explain::grid::{GridChoice, grid_figure, grid_maps};
 use crate::explain::mean_maps::{SplitJob, mean_maps};
+use crate::explain::picture::{MapClass, PictureMap, explain_picture};
 use crate::explain::render::{OverlayStyle, colored, grid, overlay, write_npy, write_png};
 use crate::explain::run_model::RunModel;
 use crate::explain::selection::Pick;
 use crate::explain::smoothgrad::SmoothGradSettings;
-use crate::explain::{Method, explain};
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -134,7 +135,7 @@ pub fn explain_command(args: &ExplainArgs) -> anyhow::Result<()> {
     watch_interrupt(&cancel);
     let cancelled = || cancel.load(Ordering::Relaxed);
     match (&args.image, &args.data) {
-        (Some(image), _) => explain_image(args, image, &runs, &method, style, &device, &cancelled),
+        (Some(image), _) => explain_image(args, image, &runs, &method, style, &cancelled),
         (None, Some(data)) => {
             let data = resolve_data(data)?;
             explain_split(args, &data, &runs, &method, style, &device, &cancelled)
@@ -168,7 +169,6 @@ fn explain_image(
     runs: &[RunModel],
     method: &Method,
     style: OverlayStyle,
-    device: &candle_core::Device,
     cancelled: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let picture = decode_rgb(path).with_context(|| format!("reading {}", path.display()))?;
@@ -179,21 +179,21 @@ fn explain_image(
             path.display()
         );
     }
-    let forced = match args.class.as_deref() {
-        None => None,
-        Some("real") => Some(crate::LABEL_REAL),
-        Some("fake") => Some(crate::LABEL_FAKE),
+    let class = match args.class.as_deref() {
+        None => MapClass::Predicted,
+        Some("real") => MapClass::Label(crate::LABEL_REAL),
+        Some("fake") => MapClass::Label(crate::LABEL_FAKE),
         Some(other) => anyhow::bail!("--class {other:?}: expected real or fake"),
     };
     let stem = file_stem(path);
     let mut maps = Vec::new();
     for run in runs {
-        let input = run.input_of(&shown, device)?;
-        let fake = run.fake_probabilities(&input)?[0];
-        let class = forced.unwrap_or(u32::from(fake >= 0.5));
-        let map = explain(run.model.as_ref(), &input, &[class], method, cancelled)
-            .with_context(|| format!("explaining {} with {}", path.display(), run.label()))?
-            .remove(0);
+        let PictureMap {
+            fake_probability: fake,
+            class,
+            map,
+        } = explain_picture(run, &shown, class, method, cancelled)
+            .with_context(|| format!("explaining {} with {}", path.display(), run.label()))?;
         println!(
             "{}: fake probability {:.4}; {} for the {} class",
             run.label(),

@@ -10,6 +10,7 @@ pub mod grid;
 pub mod heatmap;
 pub mod mean_maps;
 pub mod method;
+pub mod picture;
 pub mod render;
 pub mod run_model;
 pub mod saliency;

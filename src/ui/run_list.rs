@@ -18,7 +18,7 @@ enum Reply {
         runs: Vec<RunEntry>,
     },
     /// A run folder added from anywhere, to be ticked.
-    Added(Result<RunEntry, String>),
+    Added(Box<Result<RunEntry, String>>),
 }
 
 /// What [`Catalog::apply`] changed.
@@ -78,7 +78,7 @@ impl Catalog {
     /// Loads the run in `dir` (from anywhere) in the background; it is ticked on arrival.
     pub fn add(&mut self, ctx: &egui::Context, dir: PathBuf) {
         self.untouched = false;
-        self.spawn(ctx, move || Reply::Added(RunEntry::load(&dir)));
+        self.spawn(ctx, move || Reply::Added(Box::new(RunEntry::load(&dir))));
     }
 
     /// The runs folder last scanned, if any.
@@ -102,10 +102,10 @@ impl Catalog {
                 ctx.request_repaint();
             });
         if let Err(e) = spawned {
-            self.pending -= 1;
-            let _ = self.tx.send(Reply::Added(Err(format!(
+            // Counted as pending: `apply` takes this reply as the job's answer.
+            let _ = self.tx.send(Reply::Added(Box::new(Err(format!(
                 "cannot start a thread to list the runs: {e}"
-            ))));
+            )))));
         }
     }
 
@@ -124,8 +124,14 @@ impl Catalog {
                     applied.scanned = true;
                     applied.first_scan = std::mem::take(&mut self.untouched);
                 }
-                Reply::Added(Err(e)) => applied.errors.push(e),
-                Reply::Added(Ok(entry)) => {
+                Reply::Added(added) => {
+                    let entry = match *added {
+                        Ok(entry) => entry,
+                        Err(e) => {
+                            applied.errors.push(e);
+                            continue;
+                        }
+                    };
                     if let Some(reason) = &entry.unusable {
                         applied
                             .errors

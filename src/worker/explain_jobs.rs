@@ -19,8 +19,9 @@ use crate::device::DeviceChoice;
 use crate::explain::faithfulness::{FaithfulnessReport, Mask, measure_faithfulness};
 use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
+use crate::explain::picture::{MapClass, explain_picture};
 use crate::explain::run_model::RunModel;
-use crate::explain::{Heatmap, Method, explain};
+use crate::explain::{Heatmap, Method};
 
 /// Which class an image's maps explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -175,7 +176,6 @@ pub(super) fn explain_image(
         }
         let mut one = || -> anyhow::Result<RunMap> {
             let run = loaded.get(dir, choice, sink)?;
-            let device = run.model.params().device().clone();
             let profile = run.profile();
             let picture = match &framed {
                 Some((framing, picture)) if *framing == profile.framing => picture.clone(),
@@ -202,31 +202,20 @@ pub(super) fn explain_image(
                     picture.input
                 }
             };
-            let input = run.input_of(&picture, &device)?;
-            let fake_probability = run.fake_probabilities(&input)?[0];
-            let class = match request.class {
-                ClassChoice::Real => crate::LABEL_REAL,
-                ClassChoice::Fake => crate::LABEL_FAKE,
-                ClassChoice::True if request.label.is_some() => request.label.unwrap_or_default(),
-                _ => u32::from(fake_probability >= 0.5),
+            let class = match (request.class, request.label) {
+                (ClassChoice::Real, _) => MapClass::Label(crate::LABEL_REAL),
+                (ClassChoice::Fake, _) => MapClass::Label(crate::LABEL_FAKE),
+                (ClassChoice::True, Some(label)) => MapClass::Label(label),
+                _ => MapClass::Predicted,
             };
-            let never = || cancel.load(Ordering::Relaxed);
-            let map = explain(
-                run.model.as_ref(),
-                &input,
-                &[class],
-                &request.method,
-                &never,
-            )?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no map was produced"))?;
+            let cancelled = || cancel.load(Ordering::Relaxed);
+            let explained = explain_picture(&run, &picture, class, &request.method, &cancelled)?;
             Ok(RunMap {
                 run_dir: dir.clone(),
                 label: run.label(),
-                fake_probability,
-                class,
-                map,
+                fake_probability: explained.fake_probability,
+                class: explained.class,
+                map: explained.map,
             })
         };
         match one() {
