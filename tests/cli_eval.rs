@@ -1,7 +1,7 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
 //! keys, calibration before and after the run's temperature), scores.csv, roc.csv, det.csv
 //! and the four plots, and the AUC recomputed from scores.csv equals metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
-//! file.
+//! file. CSV rows keep file names that are not UTF-8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -221,4 +221,85 @@ fn an_imported_checkpoint_is_evaluated_like_a_run() {
         stderr.contains("is not a simplenet checkpoint") && stderr.contains("simplenet expects"),
         "{stderr}"
     );
+}
+
+/// An untrained SimpleNet made a run (no dataset of its own, no recorded threshold).
+fn untrained_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = fakelens::models::build(
+        fakelens::config::ModelKind::SimpleNet,
+        &candle_core::Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let checkpoint = dir.join("simplenet.safetensors");
+    model.params().save(&checkpoint).unwrap();
+    let (run, _) = fakelens::train::imported::import_as_run(
+        &checkpoint,
+        fakelens::config::ModelKind::SimpleNet,
+        &dir.join("runs"),
+    )
+    .unwrap();
+    run
+}
+
+fn eval_command(
+    run: &std::path::Path,
+    data: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Command {
+    let mut command = fakelens();
+    command
+        .args(["eval", "--split", "test", "--run"])
+        .arg(run)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out);
+    command
+}
+
+/// A file name that is not UTF-8 is written to scores.csv and predict's CSV so that the row
+/// leads back to the file (`\xNN` per invalid byte; fields quoted by the csv crate).
+#[cfg(target_os = "linux")]
+#[test]
+fn csv_rows_keep_file_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let demo = common::small_demo(24, 7);
+    let data = demo.path().join("demo");
+    let fakes = data.join("test/fake");
+    let image = std::fs::read_dir(&fakes)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    let odd = fakes.join(std::ffi::OsStr::from_bytes(b"caf\xe9, \xff\\x.jpg"));
+    std::fs::rename(&image, &odd).unwrap();
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    run_ok(eval_command(&run, &data, &out).args(["--threshold", "half"]));
+    let paths_in = |csv_file: &std::path::Path| -> Vec<String> {
+        let mut reader = csv::Reader::from_path(csv_file).unwrap();
+        reader
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_string())
+            .collect()
+    };
+    let escaped = format!("{}/caf\\xe9, \\xff\\\\x.jpg", fakes.display());
+    let scores = paths_in(&out.join("scores.csv"));
+    assert!(scores.contains(&escaped), "{scores:?}");
+    let back = fakelens::csv_text::unescape_path(&escaped).unwrap();
+    assert_eq!(back, odd);
+    assert!(back.is_file(), "the row leads back to the file");
+
+    let predictions = demo.path().join("predict.csv");
+    run_ok(
+        fakelens()
+            .arg("predict")
+            .arg(&odd)
+            .arg("--run")
+            .arg(&run)
+            .arg("--csv")
+            .arg(&predictions),
+    );
+    assert_eq!(paths_in(&predictions), [escaped]);
 }
