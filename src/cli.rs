@@ -184,7 +184,7 @@ impl TrainArgs {
             optimizer: self.optimizer.unwrap_or(base.optimizer),
             lr: self.lr.unwrap_or(base.lr),
             momentum: self.momentum.unwrap_or(base.momentum),
-            batch_size: self.batch_size.unwrap_or(base.batch_size).max(1),
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
             epochs: self.epochs.unwrap_or(base.epochs),
             seed: self.seed.unwrap_or(base.seed),
             augment: base.augment && !self.no_augment,

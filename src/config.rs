@@ -213,8 +213,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
-        if self.batch_size == 0 || self.epochs == 0 {
-            return Err("batch size and epochs must be at least 1".into());
+        if self.batch_size == 0 {
+            return Err("the batch size must be at least 1, got 0".into());
+        }
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1, got 0".into());
         }
         self.input.validate()
     }

@@ -107,3 +107,24 @@ fn interrupt_saves_the_run_for_resume() {
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["status"]["state"], "cancelled", "{record}");
 }
+
+/// `--batch-size 0` is refused as `--epochs 0` is, before anything is written.
+#[test]
+fn a_zero_batch_size_is_refused() {
+    let demo = common::small_demo(24, 3);
+    let run = demo.path().join("run");
+    let out = fakelens()
+        .args(["train", "--epochs", "1", "--batch-size", "0", "--data"])
+        .arg(demo.path().join("demo"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("batch size must be at least 1, got 0"),
+        "{stderr}"
+    );
+    assert!(!run.exists());
+}
