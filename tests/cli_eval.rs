@@ -1,7 +1,8 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
 //! keys, calibration before and after the run's temperature), scores.csv, roc.csv, det.csv
 //! and the four plots, and the AUC recomputed from scores.csv equals metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
-//! file. CSV rows keep file names that are not UTF-8.
+//! file. Only the splits eval reads must be sound; CSV rows keep file names that are not
+//! UTF-8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -242,6 +243,12 @@ fn untrained_run(dir: &std::path::Path) -> std::path::PathBuf {
     run
 }
 
+fn empty_folder(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+}
+
 fn eval_command(
     run: &std::path::Path,
     data: &std::path::Path,
@@ -256,6 +263,34 @@ fn eval_command(
         .arg("--out")
         .arg(out);
     command
+}
+
+fn metrics(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// `eval` requires only the splits it reads: a one-class, then empty, train split does not
+/// stop the evaluation of test with its threshold chosen on val; a one-class val does.
+#[test]
+fn eval_ignores_problems_in_splits_it_does_not_use() {
+    let demo = common::small_demo(24, 3);
+    let data = demo.path().join("demo");
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    empty_folder(&data.join("train/fake"));
+    run_ok(&mut eval_command(&run, &data, &out));
+    assert_eq!(metrics(&out)["threshold_split"], "val");
+    empty_folder(&data.join("train/real"));
+    run_ok(&mut eval_command(&run, &data, &out));
+
+    empty_folder(&data.join("val/fake"));
+    let failed = eval_command(&run, &data, &out).output().unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("val split") && stderr.contains("only real"),
+        "{stderr}"
+    );
 }
 
 /// A file name that is not UTF-8 is written to scores.csv and predict's CSV so that the row

@@ -1,6 +1,7 @@
 //! Evaluating a trained run on any dataset split (its own or another: cross-dataset): load
 //! the run's checkpoint, score the split, pick the decision threshold on the dataset's val
-//! split when the rule needs one, and compute every metric and both curves.
+//! split when the rule needs one, and compute every metric and both curves. Only the splits
+//! used are required to be sound.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,9 +133,9 @@ pub fn evaluate_run(
     }
     let model = models::load(record.model, &checkpoint, device)?;
     let profile = record.input_profile();
-    let index = DatasetIndex::discover(&request.data)?;
+    let index = DatasetIndex::discover_for(&request.data, &[request.split])?;
     let score = |split: Split, progress: &mut dyn FnMut(&str, usize, usize)| {
-        let samples = index.split(split)?;
+        let samples = index.checked_split(split)?;
         progress(&format!("decode {}", split.name()), 0, samples.len());
         let prepared = Arc::new(PreparedSplit::prepare(
             &request.data,
