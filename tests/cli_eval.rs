@@ -1,8 +1,8 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
 //! keys, calibration before and after the run's temperature), scores.csv, roc.csv, det.csv
 //! and the four plots, and the AUC recomputed from scores.csv equals metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
-//! file. Only the splits eval reads must be sound; CSV rows keep file names that are not
-//! UTF-8.
+//! file. Only the splits eval reads must be sound; without a val split it needs a threshold;
+//! CSV rows keep file names that are not UTF-8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -290,6 +290,53 @@ fn eval_ignores_problems_in_splits_it_does_not_use() {
     assert!(
         stderr.contains("val split") && stderr.contains("only real"),
         "{stderr}"
+    );
+}
+
+/// On a dataset without a val split, an EER or APCER threshold is not chosen on the split
+/// being evaluated: eval asks for --threshold, unless the run recorded its val threshold.
+#[test]
+fn eval_without_a_val_split_needs_a_threshold_or_the_runs_own() {
+    let demo = common::small_demo(24, 5);
+    let data = demo.path().join("demo");
+    std::fs::remove_dir_all(data.join("val")).unwrap();
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    for rule in ["eer", "apcer=0.05"] {
+        let failed = eval_command(&run, &data, &out)
+            .args(["--threshold", rule])
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(
+            stderr.contains("no val split") && stderr.contains("--threshold"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "nothing is written");
+    }
+    run_ok(eval_command(&run, &data, &out).args(["--threshold", "half"]));
+    assert_eq!(metrics(&out)["threshold"], 0.5);
+
+    // The run's own val threshold (recorded with its temperature) is used instead.
+    let path = run.join("run.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    record["temperature"] = serde_json::json!(1.0);
+    record["val_threshold"] = serde_json::json!(0.4321);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let stdout = run_ok(&mut eval_command(&run, &data, &out));
+    let m = metrics(&out);
+    assert_eq!(m["threshold"], 0.4321, "{m}");
+    assert_eq!(m["threshold_split"], "the run's val split", "{m}");
+    assert!(stdout.contains("eer on the run's val split"), "{stdout}");
+    let failed = eval_command(&run, &data, &out)
+        .args(["--threshold", "apcer=0.05"])
+        .output()
+        .unwrap();
+    assert!(
+        !failed.status.success(),
+        "an APCER threshold is not the recorded EER one"
     );
 }
 
