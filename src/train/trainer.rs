@@ -229,6 +229,7 @@ pub fn resume(
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunRecord, TrainError> {
     let mut record = RunRecord::load(run_dir)?;
+    super::resume::require_state(run_dir, &record.status)?;
     if record.train_images != data.train.len() || record.val_images != data.val.len() {
         return Err(TrainError::InvalidConfig(format!(
             "{} trained on {} train / {} val images, but {} now has {} / {}: resume it on the \
