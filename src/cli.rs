@@ -164,6 +164,9 @@ pub struct TrainArgs {
     /// Run directory (default weights/runs/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the run --out already holds (otherwise it is refused).
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Continue an interrupted or cancelled run from its last saved state (kept every 10
@@ -171,7 +174,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "data", "preset", "epochs", "batch_size", "lr", "optimizer", "momentum",
         "seed", "no_augment", "pretrained", "freeze_backbone", "out", "input", "face_scale",
-        "photo_augment",
+        "photo_augment", "force",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -329,6 +332,14 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             resolve_data(&args.data)?
         }
     };
+    let run_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => {
+            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
+        }
+    };
+    let existing = crate::train::run_folder::ExistingRun::replaced_if(args.force);
+    crate::train::run_folder::check_before_data(&run_dir, resumed.as_ref(), existing)?;
     let (device, notice) = crate::device::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("{notice}");
@@ -370,12 +381,6 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             format!("skipped {}: {}", bad.path.display(), bad.reason),
         );
     }
-    let run_dir = match (&args.resume, &args.out) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => {
-            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
-        }
-    };
     // Without a terminal (a log file, a script) the bar is hidden: print progress every
     // minute instead.
     let last_line = std::cell::Cell::new(std::time::Instant::now());
@@ -424,6 +429,9 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let record = match resumed {
         Some(_) => crate::train::resume(&data, &run_dir, &device, &cancel, &mut on_event),
+        None if args.force => {
+            crate::train::train_replacing(&config, &data, &run_dir, &device, &cancel, &mut on_event)
+        }
         None => crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event),
     }
     .with_context(|| format!("training run {}", run_dir.display()))?;

@@ -18,6 +18,7 @@ use super::history::{
 };
 use super::optim::Optimizer;
 use super::resume::{Position, ResumeError, STATE_INTERVAL, remove_state, save_state};
+use super::run_folder::{ExistingRun, RunFolderError};
 use crate::config::TrainConfig;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::profile::{Framing, InputProfile};
@@ -42,6 +43,8 @@ pub enum TrainError {
     History(#[from] HistoryError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Folder(#[from] RunFolderError),
     #[error("cannot start the data loader thread: {0}")]
     Thread(std::io::Error),
     #[error("invalid training settings: {0}")]
@@ -145,13 +148,40 @@ impl TrainData {
     }
 }
 
-/// Trains a model as `config` says on `data`, writing the run to `run_dir`. Returns the final
-/// record; its status says whether the run completed or was cancelled. A non-finite loss ends
-/// the run with `TrainError::NonFinite` after recording it as failed in `run.json`.
+/// Trains a model as `config` says on `data`, writing the run to `run_dir`, which is locked
+/// meanwhile and must not hold a run yet. Returns the final record; its status says whether
+/// the run completed or was cancelled. A non-finite loss ends the run with
+/// `TrainError::NonFinite` after recording it as failed in `run.json`.
 pub fn train(
     config: &TrainConfig,
     data: &TrainData,
     run_dir: &Path,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunRecord, TrainError> {
+    let existing = ExistingRun::Refuse;
+    train_in(config, data, run_dir, existing, device, cancel, on_event)
+}
+
+/// [`train`], replacing the run `run_dir` may hold (its files are removed first).
+pub fn train_replacing(
+    config: &TrainConfig,
+    data: &TrainData,
+    run_dir: &Path,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunRecord, TrainError> {
+    let existing = ExistingRun::Replace;
+    train_in(config, data, run_dir, existing, device, cancel, on_event)
+}
+
+fn train_in(
+    config: &TrainConfig,
+    data: &TrainData,
+    run_dir: &Path,
+    existing: ExistingRun,
     device: &Device,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
@@ -205,6 +235,7 @@ pub fn train(
         path: run_dir.to_path_buf(),
         source,
     })?;
+    let _lock = super::run_folder::take_for_fresh_run(run_dir, existing)?;
     let start = Position {
         epoch: 1,
         ..Position::default()
@@ -220,7 +251,8 @@ pub fn train(
 }
 
 /// Continues the run in `run_dir` from its resumable state (saved every few minutes, after
-/// each epoch and on cancel) on `data`, which must be the dataset it started on.
+/// each epoch and on cancel) on `data`, which must be the dataset it started on. The folder
+/// is locked meanwhile.
 pub fn resume(
     data: &TrainData,
     run_dir: &Path,
@@ -228,6 +260,10 @@ pub fn resume(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunRecord, TrainError> {
+    // Read first, so that a folder holding no run is named as such and left as it was;
+    // read again under the lock, as the run stands now.
+    RunRecord::load(run_dir)?;
+    let _lock = super::run_folder::take_for_resume(run_dir)?;
     let mut record = RunRecord::load(run_dir)?;
     super::resume::require_state(run_dir, &record.status)?;
     if record.train_images != data.train.len() || record.val_images != data.val.len() {
