@@ -1,7 +1,7 @@
 //! A run folder is safe to share: a second trainer is refused while one trains there and let
-//! in once it has finished; a fresh run does not overwrite an existing one; a run that never
-//! saved a state says so on resume; the temporary files of writes killed before their rename
-//! are removed at the next start or resume.
+//! in once it has finished; a fresh run does not overwrite an existing one; a run stopped by
+//! an I/O error records why; a run that never saved a state says so on resume; the temporary
+//! files of writes killed before their rename are removed at the next start or resume.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -198,6 +198,48 @@ fn an_existing_run_is_kept_and_stale_temps_are_removed_at_resume_and_start() {
     .unwrap();
     assert_eq!(replaced.epochs.len(), 1);
     assert!(!stale.exists(), "removed at a new start");
+}
+
+/// A write that fails (the disk is full) stops the run with `run.json` saying it failed and
+/// why, not "running".
+#[cfg(target_os = "linux")]
+#[test]
+fn an_io_error_is_recorded_as_the_runs_failure() {
+    let demo = common::small_demo(24, 6);
+    let data = prepare(&demo.path().join("demo"));
+    let run_dir = demo.path().join("run");
+    // run.json, saved again after epoch 1, is written through its temp sibling: make that a
+    // full disk.
+    let full = fakelens::fsutil::temp_sibling(&run_dir.join("run.json"));
+    let err = train(
+        &config(2),
+        &data,
+        &run_dir,
+        &Device::Cpu,
+        &AtomicBool::new(false),
+        &mut |e| {
+            if let TrainEvent::Started { .. } = e {
+                std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+            }
+        },
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("run.json"), "{text}");
+    let record = RunRecord::load(&run_dir).unwrap();
+    let RunStatus::Failed { reason } = &record.status else {
+        panic!("status {:?}", record.status);
+    };
+    assert!(
+        reason.contains("cannot write") && reason.contains("No space left on device"),
+        "{reason}"
+    );
+    assert_eq!(
+        record.epochs.len(),
+        1,
+        "the epoch before the failure is kept"
+    );
+    assert!(!full.exists(), "the failed write's temp is removed");
 }
 
 /// A run killed before its first save (run.json says running, no state) is told it never

@@ -150,8 +150,8 @@ impl TrainData {
 
 /// Trains a model as `config` says on `data`, writing the run to `run_dir`, which is locked
 /// meanwhile and must not hold a run yet. Returns the final record; its status says whether
-/// the run completed or was cancelled. A non-finite loss ends the run with
-/// `TrainError::NonFinite` after recording it as failed in `run.json`.
+/// the run completed or was cancelled. An error that stops the run (a non-finite loss, a
+/// failed write) is recorded as its failure in `run.json` where that can still be written.
 pub fn train(
     config: &TrainConfig,
     data: &TrainData,
@@ -336,15 +336,38 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Trains from `start` to the last epoch, evaluating and recording each.
+    /// Trains from `start` to the last epoch, evaluating and recording each. An error that
+    /// stops the run is recorded in `run.json` as its failure (if the disk still takes it).
     fn epochs(
         &self,
-        mut optimizer: Optimizer,
+        optimizer: Optimizer,
         mut record: RunRecord,
         start: Position,
         cancel: &AtomicBool,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<RunRecord, TrainError> {
+        match self.train_epochs(optimizer, &mut record, start, cancel, on_event) {
+            Ok(()) => Ok(record),
+            Err(err) => {
+                if !matches!(record.status, RunStatus::Failed { .. }) {
+                    let reason = crate::report::error_chain(&err);
+                    record.status = RunStatus::Failed { reason };
+                    let _ = record.save(self.run_dir);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The epoch loop of [`Run::epochs`], which ends with `record`'s final status saved.
+    fn train_epochs(
+        &self,
+        mut optimizer: Optimizer,
+        record: &mut RunRecord,
+        start: Position,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
         let (config, run_dir, model) = (self.config, self.run_dir, self.model);
         record.save(run_dir)?;
         on_event(TrainEvent::Started {
@@ -519,9 +542,9 @@ impl Run<'_> {
     fn cancelled(
         &self,
         optimizer: &Optimizer,
-        record: RunRecord,
+        record: &mut RunRecord,
         pos: Position,
-    ) -> Result<RunRecord, TrainError> {
+    ) -> Result<(), TrainError> {
         save_state(self.run_dir, self.model, optimizer, pos)?;
         finish(record, self.run_dir, RunStatus::Cancelled)
     }
@@ -544,12 +567,8 @@ pub fn calibrate(margins: &[f64], labels: &[bool]) -> (Option<f64>, Option<f64>)
     (Some(t), threshold)
 }
 
-fn finish(
-    mut record: RunRecord,
-    run_dir: &Path,
-    status: RunStatus,
-) -> Result<RunRecord, TrainError> {
+fn finish(record: &mut RunRecord, run_dir: &Path, status: RunStatus) -> Result<(), TrainError> {
     record.status = status;
     record.save(run_dir)?;
-    Ok(record)
+    Ok(())
 }
