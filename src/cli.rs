@@ -166,6 +166,9 @@ pub struct TrainArgs {
     /// Run directory (default weights/runs/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the run --out already holds (otherwise it is refused).
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Continue an interrupted or cancelled run from its last saved state (kept every 10
@@ -173,7 +176,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "data", "preset", "epochs", "batch_size", "lr", "optimizer", "momentum",
         "seed", "no_augment", "pretrained", "freeze_backbone", "out", "input", "face_scale",
-        "photo_augment",
+        "photo_augment", "force",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -186,7 +189,7 @@ impl TrainArgs {
             optimizer: self.optimizer.unwrap_or(base.optimizer),
             lr: self.lr.unwrap_or(base.lr),
             momentum: self.momentum.unwrap_or(base.momentum),
-            batch_size: self.batch_size.unwrap_or(base.batch_size).max(1),
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
             epochs: self.epochs.unwrap_or(base.epochs),
             seed: self.seed.unwrap_or(base.seed),
             augment: base.augment && !self.no_augment,
@@ -332,6 +335,14 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             resolve_data(&args.data)?
         }
     };
+    let run_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => {
+            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
+        }
+    };
+    let existing = crate::train::run_folder::ExistingRun::replaced_if(args.force);
+    crate::train::run_folder::check_before_data(&run_dir, resumed.as_ref(), existing)?;
     let (device, notice) = crate::device::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("{notice}");
@@ -373,12 +384,6 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
             format!("skipped {}: {}", bad.path.display(), bad.reason),
         );
     }
-    let run_dir = match (&args.resume, &args.out) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => {
-            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
-        }
-    };
     // Without a terminal (a log file, a script) the bar is hidden: print progress every
     // minute instead.
     let last_line = std::cell::Cell::new(std::time::Instant::now());
@@ -427,6 +432,9 @@ fn train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let record = match resumed {
         Some(_) => crate::train::resume(&data, &run_dir, &device, &cancel, &mut on_event),
+        None if args.force => {
+            crate::train::train_replacing(&config, &data, &run_dir, &device, &cancel, &mut on_event)
+        }
         None => crate::train::train(&config, &data, &run_dir, &device, &cancel, &mut on_event),
     }
     .with_context(|| format!("training run {}", run_dir.display()))?;

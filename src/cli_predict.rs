@@ -1,7 +1,8 @@
 //! `fakelens predict (FILE… | DIR) --run DIR [--run DIR…] [--crop own|face|whole]
 //! [--unsure-band B] --csv OUT`: one CSV row per file — its path, the face box judged, and
 //! each run's calibrated and raw fake probability, its framing and its verdict (real, fake
-//! or unsure) at the run's threshold — or the reason the file could not be judged. A batch in
+//! or unsure) at the run's threshold — or the reason the file could not be judged. Paths are
+//! written losslessly (see `csv_text`: `\xNN` for bytes that are not UTF-8). A batch in
 //! which some files are unreadable still succeeds (they are counted); a bad run or
 //! checkpoint, or no input at all, fails before anything is written.
 
@@ -36,11 +37,6 @@ pub struct PredictArgs {
     pub csv: PathBuf,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-}
-
-/// A CSV field: quoted, with quotes doubled (paths may hold commas and quotes).
-fn field(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
@@ -101,15 +97,15 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
             "input",
             "verdict",
         ] {
-            header.push(field(&format!("{label} {column}")));
+            header.push(format!("{label} {column}"));
         }
     }
     header.push("error".into());
-    let mut rows = vec![header.join(",")];
+    let mut rows = vec![header];
     let (mut judged, mut unreadable) = (0usize, 0usize);
     let bar = indicatif::ProgressBar::new(inputs.files.len() as u64);
     for path in &inputs.files {
-        let mut row = vec![field(&path.to_string_lossy())];
+        let mut row = vec![crate::csv_text::escape_path(path)];
         match prepare_photo(path, args.crop, &mut finder, None) {
             Ok(photo) => {
                 let seen: Vec<_> = judges
@@ -133,11 +129,11 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
                         .with_context(|| format!("judging {}", path.display()))?;
                     row.push(format!("{:.6}", verdict.fake_probability));
                     row.push(format!("{:.6}", verdict.raw_fake_probability));
-                    row.push(field(&seen.framing.describe()));
+                    row.push(seen.framing.describe());
                     row.push(verdict.decision.name().to_string());
                 }
                 let note = seen.iter().find_map(|s| s.note.clone());
-                row.push(note.map(|n| field(&n)).unwrap_or_default());
+                row.push(note.unwrap_or_default());
                 judged += 1;
             }
             Err(e) => {
@@ -145,21 +141,21 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
                     String::new(),
                     5 + PER_RUN * judges.len(),
                 ));
-                row.push(field(&e.to_string()));
+                row.push(e.to_string());
                 bar.suspend(|| eprintln!("{e}"));
                 unreadable += 1;
             }
         }
-        rows.push(row.join(","));
+        rows.push(row);
         bar.inc(1);
     }
     bar.finish_and_clear();
     for (path, reason) in &inputs.errors {
         eprintln!("{}: {reason}", path.display());
     }
-    let mut text = rows.join("\n");
-    text.push('\n');
-    crate::fsutil::write_atomic(&args.csv, text.as_bytes())
+    let text = crate::csv_text::csv_document(rows)
+        .with_context(|| format!("encoding {}", args.csv.display()))?;
+    crate::fsutil::write_atomic(&args.csv, &text)
         .with_context(|| format!("writing {}", args.csv.display()))?;
     println!(
         "{} files: {judged} judged, {unreadable} unreadable{}; wrote {}",

@@ -100,6 +100,21 @@ impl Normalization {
         mean: [0.5; 3],
         std: [0.5; 3],
     };
+
+    /// Refuses a normalisation no input survives: a non-finite mean or a std that is not a
+    /// positive finite number (a zero std makes every image the same input).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(format!("its mean {:?} holds {m}", self.mean));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!(
+                "its std {:?} holds {s}; each std must be a positive number",
+                self.std
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Optimiser choice.
@@ -198,8 +213,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
-        if self.batch_size == 0 || self.epochs == 0 {
-            return Err("batch size and epochs must be at least 1".into());
+        if self.batch_size == 0 {
+            return Err("the batch size must be at least 1, got 0".into());
+        }
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1, got 0".into());
         }
         self.input.validate()
     }

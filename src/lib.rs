@@ -8,6 +8,7 @@ pub mod cli_calibrate;
 pub mod cli_explain;
 pub mod cli_predict;
 pub mod config;
+pub mod csv_text;
 pub mod data;
 pub mod device;
 pub mod eval;

@@ -6,16 +6,31 @@
 pub fn chain(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
-        let part = cause.to_string();
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
+        say_once(&mut text, cause.to_string());
     }
     text
+}
+
+/// A typed error and its sources, each said once, as [`chain`] says them (for a message
+/// recorded rather than printed, e.g. why a run failed).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        say_once(&mut text, cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+fn say_once(text: &mut String, part: String) {
+    if part.is_empty() || text.contains(&part) {
+        return;
+    }
+    if !text.is_empty() {
+        text.push_str(": ");
+    }
+    text.push_str(&part);
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `fakelens eval`: on a run trained on demo data it writes metrics.json (the documented
 //! keys, calibration before and after the run's temperature), scores.csv, roc.csv, det.csv
 //! and the four plots, and the AUC recomputed from scores.csv equals metrics.json's; a garbled run.json or a missing checkpoint is a one-line error naming the
-//! file.
+//! file. Only the splits eval reads must be sound; without a val split it needs a threshold;
+//! CSV rows keep file names that are not UTF-8.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -221,4 +222,166 @@ fn an_imported_checkpoint_is_evaluated_like_a_run() {
         stderr.contains("is not a simplenet checkpoint") && stderr.contains("simplenet expects"),
         "{stderr}"
     );
+}
+
+/// An untrained SimpleNet made a run (no dataset of its own, no recorded threshold).
+fn untrained_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = fakelens::models::build(
+        fakelens::config::ModelKind::SimpleNet,
+        &candle_core::Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let checkpoint = dir.join("simplenet.safetensors");
+    model.params().save(&checkpoint).unwrap();
+    let (run, _) = fakelens::train::imported::import_as_run(
+        &checkpoint,
+        fakelens::config::ModelKind::SimpleNet,
+        &dir.join("runs"),
+    )
+    .unwrap();
+    run
+}
+
+fn empty_folder(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+}
+
+fn eval_command(
+    run: &std::path::Path,
+    data: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Command {
+    let mut command = fakelens();
+    command
+        .args(["eval", "--split", "test", "--run"])
+        .arg(run)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out);
+    command
+}
+
+fn metrics(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// `eval` requires only the splits it reads: a one-class, then empty, train split does not
+/// stop the evaluation of test with its threshold chosen on val; a one-class val does.
+#[test]
+fn eval_ignores_problems_in_splits_it_does_not_use() {
+    let demo = common::small_demo(24, 3);
+    let data = demo.path().join("demo");
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    empty_folder(&data.join("train/fake"));
+    run_ok(&mut eval_command(&run, &data, &out));
+    assert_eq!(metrics(&out)["threshold_split"], "val");
+    empty_folder(&data.join("train/real"));
+    run_ok(&mut eval_command(&run, &data, &out));
+
+    empty_folder(&data.join("val/fake"));
+    let failed = eval_command(&run, &data, &out).output().unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("val split") && stderr.contains("only real"),
+        "{stderr}"
+    );
+}
+
+/// On a dataset without a val split, an EER or APCER threshold is not chosen on the split
+/// being evaluated: eval asks for --threshold, unless the run recorded its val threshold.
+#[test]
+fn eval_without_a_val_split_needs_a_threshold_or_the_runs_own() {
+    let demo = common::small_demo(24, 5);
+    let data = demo.path().join("demo");
+    std::fs::remove_dir_all(data.join("val")).unwrap();
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    for rule in ["eer", "apcer=0.05"] {
+        let failed = eval_command(&run, &data, &out)
+            .args(["--threshold", rule])
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(
+            stderr.contains("no val split") && stderr.contains("--threshold"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "nothing is written");
+    }
+    run_ok(eval_command(&run, &data, &out).args(["--threshold", "half"]));
+    assert_eq!(metrics(&out)["threshold"], 0.5);
+
+    // The run's own val threshold (recorded with its temperature) is used instead.
+    let path = run.join("run.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    record["temperature"] = serde_json::json!(1.0);
+    record["val_threshold"] = serde_json::json!(0.4321);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let stdout = run_ok(&mut eval_command(&run, &data, &out));
+    let m = metrics(&out);
+    assert_eq!(m["threshold"], 0.4321, "{m}");
+    assert_eq!(m["threshold_split"], "the run's val split", "{m}");
+    assert!(stdout.contains("eer on the run's val split"), "{stdout}");
+    let failed = eval_command(&run, &data, &out)
+        .args(["--threshold", "apcer=0.05"])
+        .output()
+        .unwrap();
+    assert!(
+        !failed.status.success(),
+        "an APCER threshold is not the recorded EER one"
+    );
+}
+
+/// A file name that is not UTF-8 is written to scores.csv and predict's CSV so that the row
+/// leads back to the file (`\xNN` per invalid byte; fields quoted by the csv crate).
+#[cfg(target_os = "linux")]
+#[test]
+fn csv_rows_keep_file_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let demo = common::small_demo(24, 7);
+    let data = demo.path().join("demo");
+    let fakes = data.join("test/fake");
+    let image = std::fs::read_dir(&fakes)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .unwrap();
+    let odd = fakes.join(std::ffi::OsStr::from_bytes(b"caf\xe9, \xff\\x.jpg"));
+    std::fs::rename(&image, &odd).unwrap();
+    let run = untrained_run(demo.path());
+    let out = demo.path().join("eval");
+    run_ok(eval_command(&run, &data, &out).args(["--threshold", "half"]));
+    let paths_in = |csv_file: &std::path::Path| -> Vec<String> {
+        let mut reader = csv::Reader::from_path(csv_file).unwrap();
+        reader
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_string())
+            .collect()
+    };
+    let escaped = format!("{}/caf\\xe9, \\xff\\\\x.jpg", fakes.display());
+    let scores = paths_in(&out.join("scores.csv"));
+    assert!(scores.contains(&escaped), "{scores:?}");
+    let back = fakelens::csv_text::unescape_path(&escaped).unwrap();
+    assert_eq!(back, odd);
+    assert!(back.is_file(), "the row leads back to the file");
+
+    let predictions = demo.path().join("predict.csv");
+    run_ok(
+        fakelens()
+            .arg("predict")
+            .arg(&odd)
+            .arg("--run")
+            .arg(&run)
+            .arg("--csv")
+            .arg(&predictions),
+    );
+    assert_eq!(paths_in(&predictions), [escaped]);
 }

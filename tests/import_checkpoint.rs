@@ -69,6 +69,12 @@ fn legacy_and_wrong_shape_checkpoints_are_refused_clearly() {
         err.contains("legacy.pth") && err.contains("pre-1.6") && err.contains("torch.save"),
         "{err}"
     );
+    // Safe advice only (the pickle's code must not run), for a file named after the model.
+    assert!(
+        !err.contains("weights_only=False") && err.contains("weights_only=True"),
+        "{err}"
+    );
+    assert!(err.contains("'lilxception.pth'"), "{err}");
 
     let wrong = fixture_path("wrong_shape.pth");
     let err = import_checkpoint(model.as_ref(), &wrong)

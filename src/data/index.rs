@@ -122,6 +122,34 @@ impl DatasetIndex {
     /// Discovers the splits and class folders under `root` and checks that every split has
     /// images of both classes.
     pub fn discover(root: &Path) -> Result<DatasetIndex, DataError> {
+        let index = DatasetIndex::scan(root)?;
+        for split in index.splits.keys() {
+            index.check_split(*split)?;
+        }
+        Ok(index)
+    }
+
+    /// Discovers the splits under `root` like [`DatasetIndex::discover`], but checks only the
+    /// `used` ones that exist (a missing one is named when asked for): a problem in a split
+    /// nobody reads refuses nothing. Check any other split before using it
+    /// ([`DatasetIndex::checked_split`]).
+    pub fn discover_for(root: &Path, used: &[Split]) -> Result<DatasetIndex, DataError> {
+        let index = DatasetIndex::scan(root)?;
+        for split in used.iter().filter(|s| index.splits.contains_key(s)) {
+            index.check_split(*split)?;
+        }
+        Ok(index)
+    }
+
+    /// The samples of `split` after checking it has images of both classes.
+    pub fn checked_split(&self, split: Split) -> Result<&[Sample], DataError> {
+        let samples = self.split(split)?;
+        self.check_split(split)?;
+        Ok(samples)
+    }
+
+    /// The splits and class folders under `root`, unchecked.
+    fn scan(root: &Path) -> Result<DatasetIndex, DataError> {
         let mut splits = BTreeMap::new();
         for (name, path) in subfolders(root)? {
             if let Some(split) = Split::from_folder(&name) {
@@ -143,14 +171,10 @@ impl DatasetIndex {
                 }
             }
         }
-        let index = DatasetIndex {
+        Ok(DatasetIndex {
             root: root.to_path_buf(),
             splits,
-        };
-        for split in index.splits.keys() {
-            index.check_split(*split)?;
-        }
-        Ok(index)
+        })
     }
 
     /// The samples of `split`, or a clear error naming the splits that do exist.

@@ -2,12 +2,12 @@
 //! (`path,label,real_score,fake_score,raw_fake_score` — the scores calibrated by the run's
 //! temperature, then the model's own), `roc.csv` (`fpr,tpr,threshold`) and `det.csv`
 //! (`fpr,fnr,threshold`), each written atomically. An infinite threshold (the curve's
-//! "nothing is fake" end) is written `inf`.
+//! "nothing is fake" end) is written `inf`. Paths are written losslessly (`csv_text`).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::run_eval::EvalOutcome;
+use crate::csv_text::{csv_document, escape_path};
 use crate::fsutil::write_atomic;
 
 pub const METRICS_FILE: &str = "metrics.json";
@@ -29,6 +29,11 @@ pub enum ExportError {
     },
     #[error("cannot encode the metrics: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("cannot encode {file}: {source}")]
+    Csv {
+        file: &'static str,
+        source: csv::Error,
+    },
     #[error("cannot draw {file}: {source}")]
     Plot {
         file: &'static str,
@@ -49,15 +54,6 @@ fn png(image: &image::RgbImage, file: &'static str) -> Result<Vec<u8>, ExportErr
     Ok(bytes.into_inner())
 }
 
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
 fn number(v: f64) -> String {
     if v.is_infinite() {
         if v > 0.0 { "inf".into() } else { "-inf".into() }
@@ -66,48 +62,77 @@ fn number(v: f64) -> String {
     }
 }
 
-fn curve_csv(header: &str, a: &[f64], b: &[f64], thresholds: &[f64]) -> String {
-    let mut text = format!("{header}\n");
-    for ((a, b), t) in a.iter().zip(b).zip(thresholds) {
-        let _ = writeln!(text, "{},{},{}", number(*a), number(*b), number(*t));
-    }
-    text
+fn curve_csv(
+    file: &'static str,
+    header: [&str; 3],
+    a: &[f64],
+    b: &[f64],
+    thresholds: &[f64],
+) -> Result<Vec<u8>, ExportError> {
+    let header = header.map(String::from);
+    let rows = a
+        .iter()
+        .zip(b)
+        .zip(thresholds)
+        .map(|((a, b), t)| [number(*a), number(*b), number(*t)]);
+    csv_document(std::iter::once(header).chain(rows))
+        .map_err(|source| ExportError::Csv { file, source })
+}
+
+/// `scores.csv`: one row per image, its path written losslessly.
+pub fn scores_csv(scores: &[super::scores::ImageScore]) -> Result<Vec<u8>, ExportError> {
+    let header = [
+        "path",
+        "label",
+        "real_score",
+        "fake_score",
+        "raw_fake_score",
+    ];
+    let rows = scores.iter().map(|s| {
+        [
+            escape_path(&s.path),
+            s.label.to_string(),
+            s.real_score.to_string(),
+            s.fake_score.to_string(),
+            super::calibration::sigmoid(s.logit_margin, 1.0).to_string(),
+        ]
+    });
+    csv_document(std::iter::once(header.map(String::from)).chain(rows)).map_err(|source| {
+        ExportError::Csv {
+            file: SCORES_FILE,
+            source,
+        }
+    })
 }
 
 /// Writes the eight files into `out` (created if needed); returns their paths.
 pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, ExportError> {
-    let mut scores = String::from("path,label,real_score,fake_score,raw_fake_score\n");
-    for s in &outcome.scores {
-        let _ = writeln!(
-            scores,
-            "{},{},{},{},{}",
-            csv_field(&s.path.to_string_lossy()),
-            s.label,
-            s.real_score,
-            s.fake_score,
-            super::calibration::sigmoid(s.logit_margin, 1.0)
-        );
-    }
+    let (roc, det) = (&outcome.roc, &outcome.det);
     let files = [
-        (METRICS_FILE, serde_json::to_string_pretty(&outcome.report)?),
-        (SCORES_FILE, scores),
+        (
+            METRICS_FILE,
+            serde_json::to_string_pretty(&outcome.report)?.into_bytes(),
+        ),
+        (SCORES_FILE, scores_csv(&outcome.scores)?),
         (
             ROC_FILE,
             curve_csv(
-                "fpr,tpr,threshold",
-                &outcome.roc.fpr,
-                &outcome.roc.tpr,
-                &outcome.roc.thresholds,
-            ),
+                ROC_FILE,
+                ["fpr", "tpr", "threshold"],
+                &roc.fpr,
+                &roc.tpr,
+                &roc.thresholds,
+            )?,
         ),
         (
             DET_FILE,
             curve_csv(
-                "fpr,fnr,threshold",
-                &outcome.det.fpr,
-                &outcome.det.fnr,
-                &outcome.det.thresholds,
-            ),
+                DET_FILE,
+                ["fpr", "fnr", "threshold"],
+                &det.fpr,
+                &det.fnr,
+                &det.thresholds,
+            )?,
         ),
     ];
     let plot = |file: &'static str, drawn: Result<image::RgbImage, super::plots::PlotError>| {
@@ -131,10 +156,7 @@ pub fn write_eval(out: &Path, outcome: &EvalOutcome) -> Result<Vec<PathBuf>, Exp
             plot(RELIABILITY_PNG, super::plots::reliability_png(outcome))?,
         ),
     ];
-    let files = files
-        .into_iter()
-        .map(|(name, text)| (name, text.into_bytes()))
-        .chain(images);
+    let files = files.into_iter().chain(images);
     let mut written = Vec::new();
     for (name, bytes) in files {
         let path = out.join(name);
@@ -152,11 +174,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_fields_with_commas_or_quotes_are_quoted() {
-        assert_eq!(csv_field("a/b.jpg"), "a/b.jpg");
-        assert_eq!(csv_field("a,b.jpg"), "\"a,b.jpg\"");
-        assert_eq!(csv_field("say \"hi\".jpg"), "\"say \"\"hi\"\".jpg\"");
+    fn numbers_and_curves_are_written_plainly() {
         assert_eq!(number(f64::INFINITY), "inf");
         assert_eq!(number(0.25), "0.25");
+        let text = curve_csv(
+            ROC_FILE,
+            ["fpr", "tpr", "threshold"],
+            &[0.0],
+            &[0.5],
+            &[f64::INFINITY],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "fpr,tpr,threshold\n0,0.5,inf\n"
+        );
+    }
+
+    /// A file name that is not UTF-8 (and one with a comma) is written so that the row leads
+    /// back to the file: each invalid byte as `\xNN`, quoted where the CSV needs it.
+    #[cfg(unix)]
+    #[test]
+    fn scores_csv_keeps_non_utf8_file_names() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = std::ffi::OsStr::from_bytes(b"/d/fake/\xff\xfe,x.jpg");
+        let score = |path: &Path| super::super::scores::ImageScore {
+            path: path.to_path_buf(),
+            label: 1,
+            real_score: 0.25,
+            fake_score: 0.75,
+            logit_margin: 0.0,
+        };
+        let text = scores_csv(&[score(Path::new(odd)), score(Path::new("/d/real/a.jpg"))]);
+        let text = String::from_utf8(text.unwrap()).unwrap();
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let paths: Vec<String> = rows
+            .records()
+            .map(|r| r.unwrap().get(0).unwrap().to_string())
+            .collect();
+        assert_eq!(paths, ["/d/fake/\\xff\\xfe,x.jpg", "/d/real/a.jpg"]);
+        let back = crate::csv_text::unescape_path(&paths[0]).unwrap();
+        assert_eq!(back.as_os_str(), odd);
     }
 }

@@ -1,6 +1,8 @@
 //! Evaluating a trained run on any dataset split (its own or another: cross-dataset): load
 //! the run's checkpoint, score the split, pick the decision threshold on the dataset's val
-//! split when the rule needs one, and compute every metric and both curves.
+//! split when the rule needs one (on a dataset without one, the val threshold the run
+//! recorded, never the evaluated split itself), and compute every metric and both curves.
+//! Only the splits used are required to be sound.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +42,17 @@ pub enum EvalError {
     Data(#[from] DataError),
     #[error(transparent)]
     Score(#[from] ScoreError),
+    #[error(
+        "{data} has no val split to choose the {rule} threshold on{why}: give --threshold \
+         half or a number (a threshold chosen on the {split} split it is tested on would \
+         flatter the result)"
+    )]
+    NoValSplit {
+        data: PathBuf,
+        rule: ThresholdRule,
+        why: &'static str,
+        split: &'static str,
+    },
     #[error("{split} split of {data}: {source}")]
     Metrics {
         split: &'static str,
@@ -117,6 +130,45 @@ fn labels_and_fake(scores: &[ImageScore]) -> (Vec<bool>, Vec<f64>) {
         .unzip()
 }
 
+/// Where the decision threshold comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ThresholdSource {
+    /// Picked on the evaluated split: the rule needs no scores, or that split is val.
+    Evaluated,
+    /// Picked on the dataset's val split.
+    DatasetVal,
+    /// The val EER threshold recorded in the run (the dataset has no val split).
+    Recorded(f64),
+}
+
+/// Where `request`'s threshold comes from, on a dataset that has a val split or not, for a
+/// run that recorded `recorded` as its val EER threshold.
+fn threshold_source(
+    request: &EvalRequest,
+    has_val: bool,
+    recorded: Option<f64>,
+) -> Result<ThresholdSource, EvalError> {
+    let rule = request.threshold;
+    let needs_scores = matches!(rule, ThresholdRule::Eer | ThresholdRule::Apcer(_));
+    if !needs_scores || request.split == Split::Val {
+        return Ok(ThresholdSource::Evaluated);
+    }
+    if has_val {
+        return Ok(ThresholdSource::DatasetVal);
+    }
+    let why = match (rule, recorded) {
+        (ThresholdRule::Eer, Some(t)) => return Ok(ThresholdSource::Recorded(t)),
+        (_, Some(_)) => " (the run records only its val EER threshold)",
+        (_, None) => ", and the run records no val threshold",
+    };
+    Err(EvalError::NoValSplit {
+        data: request.data.clone(),
+        rule,
+        why,
+        split: request.split.name(),
+    })
+}
+
 /// Runs the evaluation, calling `progress(stage, done, total)` (stages: `decode test`,
 /// `score test`, and the same for val when the threshold is chosen there).
 pub fn evaluate_run(
@@ -132,9 +184,11 @@ pub fn evaluate_run(
     }
     let model = models::load(record.model, &checkpoint, device)?;
     let profile = record.input_profile();
-    let index = DatasetIndex::discover(&request.data)?;
+    let index = DatasetIndex::discover_for(&request.data, &[request.split])?;
+    let has_val = index.split(Split::Val).is_ok();
+    let source = threshold_source(request, has_val, record.val_threshold)?;
     let score = |split: Split, progress: &mut dyn FnMut(&str, usize, usize)| {
-        let samples = index.split(split)?;
+        let samples = index.checked_split(split)?;
         progress(&format!("decode {}", split.name()), 0, samples.len());
         let prepared = Arc::new(PreparedSplit::prepare(
             &request.data,
@@ -168,25 +222,21 @@ pub fn evaluate_run(
             source,
         }
     };
-    let needs_scores = matches!(
-        request.threshold,
-        ThresholdRule::Eer | ThresholdRule::Apcer(_)
-    );
-    let has_val = index.split(Split::Val).is_ok();
-    let threshold_split = if needs_scores && request.split != Split::Val && has_val {
-        Split::Val
-    } else {
-        request.split
+    let (threshold, threshold_split) = match source {
+        ThresholdSource::Evaluated => {
+            let (labels, fake) = labels_and_fake(&scores);
+            let picked = request.threshold.pick(&labels, &fake);
+            let split = request.split;
+            (picked.map_err(metrics_err(split))?, split.name())
+        }
+        ThresholdSource::DatasetVal => {
+            let (val_scores, _, _) = score(Split::Val, progress)?;
+            let (labels, fake) = labels_and_fake(&val_scores);
+            let picked = request.threshold.pick(&labels, &fake);
+            (picked.map_err(metrics_err(Split::Val))?, Split::Val.name())
+        }
+        ThresholdSource::Recorded(t) => (t, "the run's val split"),
     };
-    let threshold = if threshold_split == request.split {
-        let (labels, fake) = labels_and_fake(&scores);
-        request.threshold.pick(&labels, &fake)
-    } else {
-        let (val_scores, _, _) = score(Split::Val, progress)?;
-        let (labels, fake) = labels_and_fake(&val_scores);
-        request.threshold.pick(&labels, &fake)
-    }
-    .map_err(metrics_err(threshold_split))?;
     let summary = Summary::of(&scores, threshold).map_err(metrics_err(request.split))?;
     let half = Summary::of(&scores, 0.5).map_err(metrics_err(request.split))?;
     let (labels, fake) = labels_and_fake(&scores);
@@ -198,7 +248,7 @@ pub fn evaluate_run(
         data: request.data.clone(),
         split: request.split.name().to_string(),
         threshold_rule: request.threshold.to_string(),
-        threshold_split: threshold_split.name().to_string(),
+        threshold_split: threshold_split.to_string(),
         accuracy_at_half: half.accuracy,
         real_accuracy: summary.confusion.real_accuracy(),
         fake_accuracy: summary.confusion.fake_accuracy(),

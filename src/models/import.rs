@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use super::{Detector, ModelError};
+use crate::config::ModelKind;
 
 /// What an import did, key by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,17 +38,26 @@ impl ImportReport {
     }
 }
 
-/// The one-line conversion for checkpoints in PyTorch's pre-1.6 format.
-fn conversion_hint(path: &Path) -> String {
+/// The one-line conversion for checkpoints in PyTorch's pre-1.6 format, into a plain
+/// state_dict named after `model`. It loads with `weights_only=True`, which refuses to run
+/// the code a pickle may carry: the file is untrusted, so no other advice is given.
+fn conversion_hint(path: &Path, model: ModelKind) -> String {
     format!(
-        "it is in PyTorch's legacy (pre-1.6) format, which only PyTorch reads; convert it once with: \
-         python3 -c \"import torch; torch.save(torch.load('{}', map_location='cpu', weights_only=False), 'xception.pth')\"",
-        path.display()
+        "it is in PyTorch's legacy (pre-1.6) format, which only PyTorch reads; convert it once \
+         (weights only: code inside the file is refused, never run) with: \
+         python3 -c \"import torch; sd = torch.load('{}', map_location='cpu', \
+         weights_only=True); sd = sd.get('state_dict', sd); torch.save({{k: v for k, v in \
+         sd.items() if isinstance(v, torch.Tensor)}}, '{}.pth')\" and import {}.pth instead. \
+         If torch.load refuses it, the file holds more than weights: do not load it any \
+         other way",
+        path.display(),
+        model.name(),
+        model.name()
     )
 }
 
 /// Reads every tensor of a checkpoint file, on the CPU.
-fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
+fn read_tensors(path: &Path, model: ModelKind) -> Result<Vec<(String, Tensor)>, ModelError> {
     let read_err = |reason: String| ModelError::Read {
         path: path.to_path_buf(),
         reason,
@@ -65,7 +75,7 @@ fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, ModelError> {
         return Ok(tensors.into_iter().collect());
     }
     if magic.starts_with(&[0x80]) {
-        return Err(read_err(conversion_hint(path)));
+        return Err(read_err(conversion_hint(path, model)));
     }
     if !magic.starts_with(b"PK") {
         return Err(read_err(
@@ -107,7 +117,7 @@ pub fn normalize_key(key: &str) -> String {
 /// shape, and reports what was loaded, missing and unexpected. A wrong-shape tensor is an
 /// error naming the key and both shapes, and nothing is loaded then.
 pub fn import_checkpoint(model: &dyn Detector, path: &Path) -> Result<ImportReport, ModelError> {
-    let mut tensors = read_tensors(path)?;
+    let mut tensors = read_tensors(path, model.kind())?;
     // In key order, so that the first wrong-shape tensor named is always the same one.
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let params = model.params();
@@ -153,4 +163,24 @@ pub fn import_checkpoint(model: &dyn Detector, path: &Path) -> Result<ImportRepo
         missing,
         unexpected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The legacy-format advice keeps the untrusted pickle's code from running and names the
+    /// converted file after the model it is for.
+    #[test]
+    fn legacy_conversion_hint_is_safe_and_names_the_model() {
+        for model in ModelKind::ALL {
+            let hint = conversion_hint(Path::new("/tmp/old.pth"), model);
+            assert!(!hint.contains("weights_only=False"), "{hint}");
+            assert!(hint.contains("weights_only=True"), "{hint}");
+            assert!(hint.contains(&format!("'{}.pth'", model.name())), "{hint}");
+            assert!(hint.contains("'/tmp/old.pth'"), "{hint}");
+        }
+        let hint = conversion_hint(Path::new("old.pth"), ModelKind::SimpleNet);
+        assert!(!hint.contains("xception"), "{hint}");
+    }
 }

@@ -107,6 +107,8 @@ pub enum HistoryError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{path} records an unusable input normalisation: {reason}")]
+    Normalization { path: PathBuf, reason: String },
 }
 
 impl RunRecord {
@@ -141,14 +143,27 @@ impl RunRecord {
             .map_err(|source| HistoryError::Write { path, source })
     }
 
-    /// Reads `dir/run.json`.
+    /// Reads `dir/run.json`, refusing a normalisation that would score every image alike.
     pub fn load(dir: &Path) -> Result<RunRecord, HistoryError> {
         let path = dir.join(RUN_FILE);
         let bytes = std::fs::read(&path).map_err(|source| HistoryError::Read {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse { path, source })
+        let record: RunRecord =
+            serde_json::from_slice(&bytes).map_err(|source| HistoryError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        let profile = record.input_profile.as_ref().map(|p| p.normalization);
+        for norm in std::iter::once(record.normalization).chain(profile) {
+            norm.validate()
+                .map_err(|reason| HistoryError::Normalization {
+                    path: path.clone(),
+                    reason,
+                })?;
+        }
+        Ok(record)
     }
 }
 
@@ -241,5 +256,53 @@ mod tests {
         // New runs get the face crop (degradations are opt-in).
         let fresh = crate::config::TrainConfig::default();
         assert!(fresh.input.is_face() && fresh.photo_augment.is_none());
+    }
+
+    /// A run.json whose normalisation has a zero (or negative) std is refused on load,
+    /// naming the file and the value; a non-finite mean or std (JSON cannot spell one, but
+    /// a value may come from elsewhere) is refused by the same check.
+    #[test]
+    fn a_run_with_zero_or_non_finite_normalization_is_refused() {
+        let text = include_str!("../../docs/results/lilxception-lfw-lr1e-4-cpu.json");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_FILE);
+        std::fs::write(&path, text).unwrap();
+        RunRecord::load(dir.path()).unwrap();
+        for (key, value, shown) in [
+            ("std", [0.2, 0.0, 0.2], "holds 0;"),
+            ("std", [0.2, -0.2, 0.2], "holds -0.2;"),
+        ] {
+            let mut json: serde_json::Value = serde_json::from_str(text).unwrap();
+            json["normalization"][key] = serde_json::json!(value);
+            std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+            let err = RunRecord::load(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(&path.display().to_string())
+                    && err.contains("normalisation")
+                    && err.contains(&format!("its {key}"))
+                    && err.contains(shown),
+                "{err}"
+            );
+        }
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mean = Normalization {
+                mean: [0.5, bad, 0.5],
+                ..Normalization::COURSE
+            };
+            assert!(mean.validate().unwrap_err().contains("its mean"));
+            let std = Normalization {
+                std: [0.5, 0.5, bad],
+                ..Normalization::COURSE
+            };
+            assert!(std.validate().unwrap_err().contains("its std"));
+        }
+        // The input profile's copy is checked too.
+        let mut record: RunRecord = serde_json::from_str(text).unwrap();
+        let mut norm = Normalization::COURSE;
+        norm.std[1] = 0.0;
+        record.input_profile = Some(InputProfile::new(Framing::Whole, norm));
+        record.save(dir.path()).unwrap();
+        let err = RunRecord::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("std") && err.contains("positive"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 
+use super::history::RunStatus;
 use super::optim::Optimizer;
 use crate::models::Detector;
 
@@ -23,11 +24,35 @@ pub const STATE_INTERVAL: Duration = Duration::from_secs(600);
 pub enum ResumeError {
     #[error("cannot write the resumable state {path}: {reason}")]
     Write { path: PathBuf, reason: String },
-    #[error(
-        "{path} cannot be resumed: {reason}. A run keeps a resumable state only until it \
-         completes"
-    )]
+    #[error("{path} cannot be resumed: {reason}")]
     Read { path: PathBuf, reason: String },
+    #[error("{dir} holds no resumable state: {why}")]
+    NoState { dir: PathBuf, why: String },
+}
+
+/// Refuses to resume the run in `run_dir` (whose status is `status`) when it holds no state
+/// to resume from, saying why: it completed, or it stopped before it first saved one.
+pub fn require_state(run_dir: &Path, status: &RunStatus) -> Result<(), ResumeError> {
+    if run_dir.join(STATE_FILE).is_file() {
+        return Ok(());
+    }
+    let why = match status {
+        RunStatus::Completed => {
+            "the run completed, and a run keeps a resumable state only until it completes"
+                .to_string()
+        }
+        RunStatus::Imported => "it is an imported checkpoint, not a run trained here".to_string(),
+        _ => format!(
+            "the run never saved one (it stopped before its first save, which comes after the \
+             first epoch, on a stop, or after {} minutes of training); train it anew, with \
+             --force to reuse this folder",
+            STATE_INTERVAL.as_secs() / 60
+        ),
+    };
+    Err(ResumeError::NoState {
+        dir: run_dir.to_path_buf(),
+        why,
+    })
 }
 
 /// Where a run stands between two batches.

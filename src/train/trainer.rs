@@ -18,6 +18,7 @@ use super::history::{
 };
 use super::optim::Optimizer;
 use super::resume::{Position, ResumeError, STATE_INTERVAL, remove_state, save_state};
+use super::run_folder::{ExistingRun, RunFolderError};
 use crate::config::TrainConfig;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::profile::{Framing, InputProfile};
@@ -42,6 +43,8 @@ pub enum TrainError {
     History(#[from] HistoryError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Folder(#[from] RunFolderError),
     #[error("cannot start the data loader thread: {0}")]
     Thread(std::io::Error),
     #[error("invalid training settings: {0}")]
@@ -145,13 +148,40 @@ impl TrainData {
     }
 }
 
-/// Trains a model as `config` says on `data`, writing the run to `run_dir`. Returns the final
-/// record; its status says whether the run completed or was cancelled. A non-finite loss ends
-/// the run with `TrainError::NonFinite` after recording it as failed in `run.json`.
+/// Trains a model as `config` says on `data`, writing the run to `run_dir`, which is locked
+/// meanwhile and must not hold a run yet. Returns the final record; its status says whether
+/// the run completed or was cancelled. An error that stops the run (a non-finite loss, a
+/// failed write) is recorded as its failure in `run.json` where that can still be written.
 pub fn train(
     config: &TrainConfig,
     data: &TrainData,
     run_dir: &Path,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunRecord, TrainError> {
+    let existing = ExistingRun::Refuse;
+    train_in(config, data, run_dir, existing, device, cancel, on_event)
+}
+
+/// [`train`], replacing the run `run_dir` may hold (its files are removed first).
+pub fn train_replacing(
+    config: &TrainConfig,
+    data: &TrainData,
+    run_dir: &Path,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunRecord, TrainError> {
+    let existing = ExistingRun::Replace;
+    train_in(config, data, run_dir, existing, device, cancel, on_event)
+}
+
+fn train_in(
+    config: &TrainConfig,
+    data: &TrainData,
+    run_dir: &Path,
+    existing: ExistingRun,
     device: &Device,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
@@ -205,6 +235,7 @@ pub fn train(
         path: run_dir.to_path_buf(),
         source,
     })?;
+    let _lock = super::run_folder::take_for_fresh_run(run_dir, existing)?;
     let start = Position {
         epoch: 1,
         ..Position::default()
@@ -220,7 +251,8 @@ pub fn train(
 }
 
 /// Continues the run in `run_dir` from its resumable state (saved every few minutes, after
-/// each epoch and on cancel) on `data`, which must be the dataset it started on.
+/// each epoch and on cancel) on `data`, which must be the dataset it started on. The folder
+/// is locked meanwhile.
 pub fn resume(
     data: &TrainData,
     run_dir: &Path,
@@ -228,7 +260,12 @@ pub fn resume(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunRecord, TrainError> {
+    // Read first, so that a folder holding no run is named as such and left as it was;
+    // read again under the lock, as the run stands now.
+    RunRecord::load(run_dir)?;
+    let _lock = super::run_folder::take_for_resume(run_dir)?;
     let mut record = RunRecord::load(run_dir)?;
+    super::resume::require_state(run_dir, &record.status)?;
     if record.train_images != data.train.len() || record.val_images != data.val.len() {
         return Err(TrainError::InvalidConfig(format!(
             "{} trained on {} train / {} val images, but {} now has {} / {}: resume it on the \
@@ -299,15 +336,38 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Trains from `start` to the last epoch, evaluating and recording each.
+    /// Trains from `start` to the last epoch, evaluating and recording each. An error that
+    /// stops the run is recorded in `run.json` as its failure (if the disk still takes it).
     fn epochs(
         &self,
-        mut optimizer: Optimizer,
+        optimizer: Optimizer,
         mut record: RunRecord,
         start: Position,
         cancel: &AtomicBool,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<RunRecord, TrainError> {
+        match self.train_epochs(optimizer, &mut record, start, cancel, on_event) {
+            Ok(()) => Ok(record),
+            Err(err) => {
+                if !matches!(record.status, RunStatus::Failed { .. }) {
+                    let reason = crate::report::error_chain(&err);
+                    record.status = RunStatus::Failed { reason };
+                    let _ = record.save(self.run_dir);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The epoch loop of [`Run::epochs`], which ends with `record`'s final status saved.
+    fn train_epochs(
+        &self,
+        mut optimizer: Optimizer,
+        record: &mut RunRecord,
+        start: Position,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), TrainError> {
         let (config, run_dir, model) = (self.config, self.run_dir, self.model);
         record.save(run_dir)?;
         on_event(TrainEvent::Started {
@@ -482,9 +542,9 @@ impl Run<'_> {
     fn cancelled(
         &self,
         optimizer: &Optimizer,
-        record: RunRecord,
+        record: &mut RunRecord,
         pos: Position,
-    ) -> Result<RunRecord, TrainError> {
+    ) -> Result<(), TrainError> {
         save_state(self.run_dir, self.model, optimizer, pos)?;
         finish(record, self.run_dir, RunStatus::Cancelled)
     }
@@ -507,12 +567,8 @@ pub fn calibrate(margins: &[f64], labels: &[bool]) -> (Option<f64>, Option<f64>)
     (Some(t), threshold)
 }
 
-fn finish(
-    mut record: RunRecord,
-    run_dir: &Path,
-    status: RunStatus,
-) -> Result<RunRecord, TrainError> {
+fn finish(record: &mut RunRecord, run_dir: &Path, status: RunStatus) -> Result<(), TrainError> {
     record.status = status;
     record.save(run_dir)?;
-    Ok(record)
+    Ok(())
 }
