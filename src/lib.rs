@@ -4,9 +4,6 @@
 
 pub mod bench;
 pub mod cli;
-pub mod cli_calibrate;
-pub mod cli_explain;
-pub mod cli_predict;
 pub mod config;
 pub mod csv_text;
 pub mod data;

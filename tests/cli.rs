@@ -174,6 +174,19 @@ fn a_zero_batch_size_is_refused() {
         "{stderr}"
     );
     assert!(!run.exists());
+    // `eval` refuses it too, before it reads anything.
+    let out = fakelens()
+        .args(["eval", "--batch-size", "0", "--split", "test", "--data"])
+        .arg(demo.path().join("demo"))
+        .arg("--run")
+        .arg(&run)
+        .arg("--out")
+        .arg(demo.path().join("eval"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("batch size must be at least 1"), "{stderr}");
 }
 
 /// While `fakelens train` trains into a folder, a second one (a replacing start or a resume)

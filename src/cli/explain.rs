@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::cli::{resolve_data, watch_interrupt};
+use super::common::{resolve_data, watch_interrupt};
 use crate::config::INPUT_SIZE;
 use crate::data::decode::decode_rgb;
 use crate::data::{DatasetIndex, PreparedSplit, Split};

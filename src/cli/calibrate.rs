@@ -31,10 +31,10 @@ pub fn calibrate_command(args: &CalibrateArgs) -> anyhow::Result<()> {
     let data = args
         .data
         .as_deref()
-        .map(crate::cli::resolve_data)
+        .map(super::common::resolve_data)
         .transpose()?;
     let cancel = Arc::new(AtomicBool::new(false));
-    crate::cli::watch_interrupt(&cancel);
+    super::common::watch_interrupt(&cancel);
     let record = crate::eval::calibrate_run::calibrate_run(
         &args.run,
         data.as_deref(),
