@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::degrade::PhotoAugment;
-use crate::data::profile::Framing;
+use crate::data::profile::{Framing, Normalization};
 
 /// Which detector architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -79,41 +79,6 @@ impl std::str::FromStr for ModelKind {
                     names.join(", ")
                 )
             })
-    }
-}
-
-/// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Normalization {
-    /// The course's normalisation, used for every model there.
-    pub const COURSE: Normalization = Normalization {
-        mean: [0.4914, 0.4822, 0.4465],
-        std: [0.2023, 0.1994, 0.2010],
-    };
-    /// What ImageNet-pretrained Xception checkpoints expect.
-    pub const HALF: Normalization = Normalization {
-        mean: [0.5; 3],
-        std: [0.5; 3],
-    };
-
-    /// Refuses a normalisation no input survives: a non-finite mean or a std that is not a
-    /// positive finite number (a zero std makes every image the same input).
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
-            return Err(format!("its mean {:?} holds {m}", self.mean));
-        }
-        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(format!(
-                "its std {:?} holds {s}; each std must be a positive number",
-                self.std
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -265,6 +230,3 @@ impl std::str::FromStr for Preset {
             .ok_or_else(|| format!("unknown preset '{s}' (expected default or course)"))
     }
 }
-
-/// Side length of every model input.
-pub const INPUT_SIZE: usize = 256;

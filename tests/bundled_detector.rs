@@ -14,8 +14,8 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use fakelens::data::{DatasetIndex, PreparedSplit, Split};
-use fakelens::explain::run_model::RunModel;
-use fakelens::train::history::{MODEL_CARD_FILE, is_read_only};
+use fakelens::runs::layout::{MODEL_CARD_FILE, is_read_only};
+use fakelens::runs::loader::RunModel;
 
 fn bundle() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights/bundled/lilxception-lfw-faceswap")

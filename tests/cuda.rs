@@ -16,7 +16,8 @@ use candle_core::{D, DType, Device, Tensor};
 use fakelens::config::{ModelKind, TrainConfig};
 use fakelens::data::profile::Framing;
 use fakelens::models;
-use fakelens::train::{RunStatus, TrainData, train};
+use fakelens::runs::RunStatus;
+use fakelens::train::{TrainData, train};
 
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {

@@ -304,7 +304,7 @@ fn real_faces_are_framed_as_predict_frames_them() {
     let mut finder = fakelens::data::face::FaceFinder::new().unwrap();
     let profile = fakelens::data::profile::InputProfile::new(
         face.clone(),
-        fakelens::config::Normalization::COURSE,
+        fakelens::data::profile::Normalization::COURSE,
     );
     for (i, sample) in prepared.samples.iter().enumerate().take(5) {
         let photo = fakelens::inspect::photo::prepare_photo(

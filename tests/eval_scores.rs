@@ -11,8 +11,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
-use fakelens::config::{ModelKind, Normalization};
+use fakelens::config::ModelKind;
 use fakelens::data::profile::Framing;
+use fakelens::data::profile::Normalization;
 use fakelens::eval::scores::{ScoreError, Summary, score_split};
 use fakelens::models;
 use fakelens::train::TrainData;

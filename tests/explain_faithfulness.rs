@@ -19,7 +19,7 @@ use fakelens::data::profile::Framing;
 use fakelens::explain::Method;
 use fakelens::explain::faithfulness::measure_faithfulness;
 use fakelens::explain::mean_maps::SplitJob;
-use fakelens::explain::run_model::RunModel;
+use fakelens::runs::loader::RunModel;
 use fakelens::train::{TrainData, train};
 
 fn npy_shape(bytes: &[u8]) -> String {

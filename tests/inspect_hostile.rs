@@ -108,7 +108,7 @@ fn write_corpus(dir: &Path) -> Vec<(PathBuf, Option<&'static str>)> {
 fn face_input(photo: &PreparedPhoto) -> RgbImage {
     let profile = fakelens::data::profile::InputProfile::new(
         fakelens::data::profile::Framing::default_for_new_runs(),
-        fakelens::config::Normalization::COURSE,
+        fakelens::data::profile::Normalization::COURSE,
     );
     photo.input_for(&profile).input
 }

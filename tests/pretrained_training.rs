@@ -13,7 +13,8 @@ use candle_core::Device;
 use fakelens::config::{ModelKind, TrainConfig};
 use fakelens::data::profile::Framing;
 use fakelens::models;
-use fakelens::train::{RunStatus, TrainData, train};
+use fakelens::runs::RunStatus;
+use fakelens::train::{TrainData, train};
 
 #[test]
 fn frozen_backbone_keeps_the_imported_weights_and_the_head_trains() {

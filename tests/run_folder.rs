@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::Device;
 use fakelens::config::{ModelKind, TrainConfig};
 use fakelens::data::profile::Framing;
+use fakelens::runs::{RunRecord, RunStatus};
 use fakelens::train::run_folder::LOCK_FILE;
-use fakelens::train::{
-    RunRecord, RunStatus, TrainData, TrainEvent, resume, train, train_replacing,
-};
+use fakelens::train::{TrainData, TrainEvent, resume, train, train_replacing};
 
 fn prepare(root: &Path) -> TrainData {
     TrainData::prepare(

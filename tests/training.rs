@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{Device, Tensor};
 use fakelens::config::{ModelKind, OptimizerKind, TrainConfig};
 use fakelens::data::profile::Framing;
+use fakelens::eval::margins::evaluate_split;
 use fakelens::models::{self, ModelError};
-use fakelens::train::{
-    RunRecord, RunStatus, TrainData, TrainError, TrainEvent, evaluate_split, train,
-};
+use fakelens::runs::{RunRecord, RunStatus};
+use fakelens::train::{TrainData, TrainError, TrainEvent, train};
 
 fn prepare(root: &std::path::Path) -> TrainData {
     TrainData::prepare(

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::Normalization;
 use crate::data::index::{DatasetIndex, Sample, Split};
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::prepared::PreparedSplit;
+use crate::data::profile::Normalization;
 
 /// Images per second through each path, over `images` images.
 #[derive(Clone, Copy, Debug, serde::Serialize)]

@@ -15,10 +15,10 @@ use candle_core::Device;
 
 use crate::config::ModelKind;
 use crate::data::face::FaceFinder;
-use crate::explain::run_model::RunModel;
 use crate::explain::{Method, explain};
 use crate::inspect::photo::{InputOverride, prepare_photo};
 use crate::inspect::verdict::{DEFAULT_UNSURE_BAND, Judge};
+use crate::runs::loader::RunModel;
 
 /// Side lengths of the dropped photo.
 pub const DROP_PHOTO: (u32, u32) = (4000, 3000);
@@ -48,7 +48,7 @@ fn face_picture() -> image::RgbImage {
 
 /// The bundled detector (or, where none ships, an untrained `kind` made a run in `dir`).
 fn detector(kind: ModelKind, dir: &std::path::Path, device: &Device) -> anyhow::Result<Judge> {
-    let bundled = crate::train::history::bundled_runs_dir().and_then(|root| {
+    let bundled = crate::runs::layout::bundled_runs_dir().and_then(|root| {
         let mut runs: Vec<_> = std::fs::read_dir(root)
             .ok()?
             .flatten()
@@ -56,7 +56,7 @@ fn detector(kind: ModelKind, dir: &std::path::Path, device: &Device) -> anyhow::
             .collect();
         runs.sort();
         runs.into_iter()
-            .find(|r| crate::train::history::unusable_reason(r).is_none())
+            .find(|r| crate::runs::layout::unusable_reason(r).is_none())
     });
     let run_dir = match bundled {
         Some(run) => run,

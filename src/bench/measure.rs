@@ -68,7 +68,7 @@ pub fn fakelens_throughput(
         BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop => None,
     };
     let batch = mode.batch(batch_size);
-    let size = crate::config::INPUT_SIZE;
+    let size = crate::data::profile::INPUT_SIZE;
     let images = Tensor::randn(0f32, 1.0, (batch, 3, size, size), device)?;
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
     let labels = Tensor::new(labels.as_slice(), device)?;

@@ -51,7 +51,7 @@ pub fn calibrate_command(args: &CalibrateArgs) -> anyhow::Result<()> {
         record
             .val_threshold
             .map_or("not defined".to_string(), |t| format!("{t:.4}")),
-        args.run.join(crate::train::history::RUN_FILE).display()
+        args.run.join(crate::runs::layout::RUN_FILE).display()
     );
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use super::common::{resolve_data, watch_interrupt};
-use crate::config::INPUT_SIZE;
 use crate::data::decode::decode_rgb;
+use crate::data::profile::INPUT_SIZE;
 use crate::data::{DatasetIndex, PreparedSplit, Split};
 use crate::device::DeviceChoice;
 use crate::explain::Method;
@@ -20,9 +20,9 @@ use crate::explain::grid::{GridChoice, grid_figure, grid_maps};
 use crate::explain::mean_maps::{SplitJob, mean_maps};
 use crate::explain::picture::{MapClass, PictureMap, explain_picture};
 use crate::explain::render::{OverlayStyle, colored, grid, overlay, write_npy, write_png};
-use crate::explain::run_model::RunModel;
 use crate::explain::selection::Pick;
 use crate::explain::smoothgrad::SmoothGradSettings;
+use crate::runs::loader::RunModel;
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -156,9 +156,11 @@ pub(crate) fn frame_for(
     runs: &[RunModel],
     picture: &image::RgbImage,
 ) -> anyhow::Result<(image::RgbImage, bool)> {
-    let framing = crate::explain::run_model::common_framing(runs)?;
-    let profile =
-        crate::data::profile::InputProfile::new(framing, crate::config::Normalization::COURSE);
+    let framing = crate::runs::loader::common_framing(runs)?;
+    let profile = crate::data::profile::InputProfile::new(
+        framing,
+        crate::data::profile::Normalization::COURSE,
+    );
     let mut finder = crate::data::face::FaceFinder::new()?;
     Ok(profile.frame_with(picture, &mut finder))
 }
@@ -243,7 +245,7 @@ fn explain_split(
         .with_context(|| format!("reading dataset {}", data.display()))?;
     let samples = index.split(args.split)?;
     let never = AtomicBool::new(false);
-    let framing = crate::explain::run_model::common_framing(runs)?;
+    let framing = crate::runs::loader::common_framing(runs)?;
     let split = Arc::new(
         PreparedSplit::prepare(data, args.split, samples, &framing, &never, &|_, _| {})
             .with_context(|| {

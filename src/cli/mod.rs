@@ -115,7 +115,7 @@ pub fn run(command: CliCommand) -> anyhow::Result<()> {
             model,
             runs,
         } => {
-            let runs = runs.unwrap_or_else(crate::train::history::default_runs_dir);
+            let runs = runs.unwrap_or_else(crate::runs::layout::default_runs_dir);
             crate::train::imported::import_as_run(&checkpoint, model, &runs)
                 .map(|(dir, report)| {
                     println!("{}", report.summary());

@@ -12,7 +12,7 @@ use crate::data::degrade::{Degradation, PhotoAugment};
 use crate::data::profile::Framing;
 use crate::device::DeviceChoice;
 use crate::format::group_thousands;
-use crate::train::history::RunStatus;
+use crate::runs::record::RunStatus;
 use crate::train::{TrainData, TrainEvent};
 
 #[derive(clap::Args, Debug)]
@@ -120,7 +120,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config();
     let resumed = match &args.resume {
         Some(dir) => Some(
-            crate::train::RunRecord::load(dir)
+            crate::runs::RunRecord::load(dir)
                 .with_context(|| format!("resuming run {}", dir.display()))?,
         ),
         None => None,
@@ -135,7 +135,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let run_dir = match (&args.resume, &args.out) {
         (Some(dir), _) | (None, Some(dir)) => dir.clone(),
         (None, None) => {
-            crate::train::new_run_dir(&crate::train::history::default_runs_dir(), config.model)
+            crate::runs::layout::new_run_dir(&crate::runs::layout::default_runs_dir(), config.model)
         }
     };
     let existing = crate::train::run_folder::ExistingRun::replaced_if(args.force);
@@ -261,7 +261,7 @@ fn print_table_header(bar: &indicatif::ProgressBar) {
 }
 
 /// One row of the per-epoch table, as the course printed it.
-pub fn epoch_row(r: &crate::train::EpochRecord) -> String {
+pub fn epoch_row(r: &crate::runs::EpochRecord) -> String {
     let opt = |v: Option<f64>, pct: bool| match v {
         Some(v) if pct => format!("{:>8.2}%", v * 100.0),
         Some(v) => format!("{v:>9.4}"),

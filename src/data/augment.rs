@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Normalization;
+use crate::data::profile::Normalization;
 
 /// Padding of the random crop, in pixels.
 pub const CROP_PADDING: usize = 4;

@@ -134,7 +134,7 @@ pub fn load_resized(path: &Path, size: u32) -> Result<RgbImage, DecodeError> {
 }
 
 /// Writes an HWC RGB8 image into a CHW f32 buffer, scaled to [0, 1] and normalised.
-pub fn normalize_into(rgb: &[u8], norm: &crate::config::Normalization, out: &mut [f32]) {
+pub fn normalize_into(rgb: &[u8], norm: &crate::data::profile::Normalization, out: &mut [f32]) {
     let plane = rgb.len() / 3;
     for c in 0..3 {
         let scale = 1.0 / (255.0 * norm.std[c]);

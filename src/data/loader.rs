@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::augment::{CropFlip, augment_normalize_into};
 use super::degrade::{PhotoAugment, degrade};
 use super::prepared::PreparedSplit;
-use crate::config::{INPUT_SIZE, Normalization};
+use crate::data::profile::{INPUT_SIZE, Normalization};
 
 /// Batches prefetched ahead of the consumer.
 const PREFETCH_BATCHES: usize = 2;

@@ -14,7 +14,7 @@ use super::decode::decode_rgb;
 use super::face::FaceFinder;
 use super::index::{DataError, Sample, Split, check_counts};
 use super::profile::{Framing, InputProfile};
-use crate::config::Normalization;
+use crate::data::profile::Normalization;
 
 /// A file that could not be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

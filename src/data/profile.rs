@@ -14,7 +14,44 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::resize_square;
 use super::face::{CROP_MARGIN, FaceBox, FaceFinder, MIN_FACE_PX, crop_face};
-use crate::config::{INPUT_SIZE, Normalization};
+
+/// Side length of every model input.
+pub const INPUT_SIZE: usize = 256;
+
+/// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// The course's normalisation, used for every model there.
+    pub const COURSE: Normalization = Normalization {
+        mean: [0.4914, 0.4822, 0.4465],
+        std: [0.2023, 0.1994, 0.2010],
+    };
+    /// What ImageNet-pretrained Xception checkpoints expect.
+    pub const HALF: Normalization = Normalization {
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+
+    /// Refuses a normalisation no input survives: a non-finite mean or a std that is not a
+    /// positive finite number (a zero std makes every image the same input).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(format!("its mean {:?} holds {m}", self.mean));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!(
+                "its std {:?} holds {s}; each std must be a positive number",
+                self.std
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The face detector a face framing uses (there is one today; the name is recorded so a
 /// later detector cannot silently change what a run sees).

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use super::run_eval::{EvalOutcome, EvalRequest};
 use crate::data::DatasetIndex;
 use crate::fsutil::write_atomic;
-use crate::train::history::{CHECKPOINT_FILE, RUN_FILE};
+use crate::runs::layout::{CHECKPOINT_FILE, RUN_FILE};
 
 /// What an evaluation depended on.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +77,7 @@ pub fn cache_path(request: &EvalRequest) -> PathBuf {
     let data = std::fs::canonicalize(&request.data).unwrap_or_else(|_| request.data.clone());
     let id = format!("{}|{}", data.display(), request.threshold);
     let file = format!("{}-{}.json", request.split.name(), key(&id));
-    if crate::train::history::is_read_only(&request.run_dir) {
+    if crate::runs::layout::is_read_only(&request.run_dir) {
         let run =
             std::fs::canonicalize(&request.run_dir).unwrap_or_else(|_| request.run_dir.clone());
         return crate::data::demo::app_data_dir()

@@ -9,24 +9,24 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 
+use super::calibration::calibrate_margins;
+use super::margins::evaluate_split_margins;
+use super::scores::ScoreError;
 use crate::data::{DataError, DatasetIndex, PreparedSplit, Split};
-use crate::models::{self, ModelError};
-use crate::train::history::{CHECKPOINT_FILE, HistoryError, RunRecord};
-use crate::train::{TrainError, calibrate, evaluate::evaluate_split_margins};
+use crate::runs::loader::{LoadRunError, RunModel};
+use crate::runs::record::{HistoryError, RunRecord};
 
 /// Why a run could not be calibrated.
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrateError {
     #[error(transparent)]
-    History(#[from] HistoryError),
-    #[error("{0} does not exist: the run saved no checkpoint (it never finished an epoch)")]
-    NoCheckpoint(PathBuf),
+    Run(#[from] LoadRunError),
     #[error(transparent)]
-    Model(#[from] ModelError),
+    History(#[from] HistoryError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
-    Scoring(#[from] TrainError),
+    Scoring(#[from] ScoreError),
     #[error("cancelled")]
     Cancelled,
     #[error(
@@ -52,18 +52,15 @@ pub fn calibrate_run(
     cancel: &AtomicBool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunRecord, CalibrateError> {
-    if crate::train::history::is_read_only(run_dir) {
+    if crate::runs::layout::is_read_only(run_dir) {
         return Err(CalibrateError::ReadOnly(run_dir.to_path_buf()));
     }
-    let mut record = RunRecord::load(run_dir)?;
-    if record.status == crate::train::RunStatus::Running {
+    let RunModel {
+        mut record, model, ..
+    } = RunModel::load(run_dir, device)?;
+    if record.status == crate::runs::RunStatus::Running {
         return Err(CalibrateError::Training(run_dir.to_path_buf()));
     }
-    let checkpoint = run_dir.join(CHECKPOINT_FILE);
-    if !checkpoint.is_file() {
-        return Err(CalibrateError::NoCheckpoint(checkpoint));
-    }
-    let model = models::load(record.model, &checkpoint, device)?;
     let root = data.map_or_else(|| record.dataset.clone(), Path::to_path_buf);
     let profile = record.input_profile();
     let index = DatasetIndex::discover(&root)?;
@@ -86,7 +83,7 @@ pub fn calibrate_run(
         &mut |_, _| {},
     )?
     .ok_or(CalibrateError::Cancelled)?;
-    let (temperature, threshold) = calibrate(&eval.margins, &eval.labels);
+    let (temperature, threshold) = calibrate_margins(&eval.margins, &eval.labels);
     if temperature.is_none() {
         return Err(CalibrateError::Unfit(root));
     }

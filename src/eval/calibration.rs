@@ -19,10 +19,7 @@ pub const CALIBRATION_BINS: usize = 15;
 /// NLL falls towards T → 0) is no calibration, and none is fitted.
 const LOG_T_RANGE: (f64, f64) = (-std::f64::consts::LN_10, 2.995_732_273_553_991);
 
-/// The fake probability of margin `m` at temperature `t`.
-pub fn sigmoid(m: f64, t: f64) -> f64 {
-    1.0 / (1.0 + (-m / t).exp())
-}
+pub use crate::runs::loader::sigmoid;
 
 /// Mean negative log-likelihood of `labels` (true = fake) under `σ(m / t)`.
 pub fn nll(margins: &[f64], labels: &[bool], t: f64) -> f64 {
@@ -177,6 +174,20 @@ impl Calibration {
             reliability: reliability(&probs, labels, CALIBRATION_BINS),
         }
     }
+}
+
+/// The temperature fitted on val margins and the val EER threshold of the calibrated
+/// probability (`None` where the split cannot give one: a single class, non-finite logits).
+pub fn calibrate_margins(margins: &[f64], labels: &[bool]) -> (Option<f64>, Option<f64>) {
+    let Some(t) = fit_temperature(margins, labels) else {
+        return (None, None);
+    };
+    let probs: Vec<f64> = margins.iter().map(|&m| sigmoid(m, t)).collect();
+    let threshold = crate::eval::confusion::ThresholdRule::Eer
+        .pick(labels, &probs)
+        .ok()
+        .filter(|t| t.is_finite());
+    (Some(t), threshold)
 }
 
 #[cfg(test)]

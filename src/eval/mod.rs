@@ -8,6 +8,7 @@ pub mod calibration;
 pub mod chart_png;
 pub mod confusion;
 pub mod export;
+pub mod margins;
 pub mod metrics;
 pub mod nonfinite;
 pub mod plots;

@@ -8,7 +8,7 @@ use image::RgbImage;
 use super::chart_png::{Chart, ChartError, PALETTE, Scale, Series, render};
 use super::metrics::{MetricsError, roc_curve};
 use super::run_eval::EvalOutcome;
-use crate::train::history::EpochRecord;
+use crate::runs::record::EpochRecord;
 
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 540;

@@ -16,8 +16,8 @@ use super::confusion::ThresholdRule;
 use super::metrics::{Det, MetricsError, Roc, det_curve, roc_curve};
 use super::scores::{ImageScore, ScoreError, Summary, score_split};
 use crate::data::{DataError, DatasetIndex, PreparedSplit, Split, Unreadable};
-use crate::models::{self, ModelError};
-use crate::train::history::{CHECKPOINT_FILE, HistoryError, RunRecord};
+use crate::runs::loader::{LoadRunError, RunModel};
+use crate::runs::record::RunRecord;
 
 /// What to evaluate.
 #[derive(Clone, Debug)]
@@ -33,11 +33,7 @@ pub struct EvalRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error(transparent)]
-    History(#[from] HistoryError),
-    #[error("{0} does not exist: the run saved no checkpoint (it never finished an epoch)")]
-    NoCheckpoint(PathBuf),
-    #[error(transparent)]
-    Model(#[from] ModelError),
+    Run(#[from] LoadRunError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -177,12 +173,7 @@ pub fn evaluate_run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<EvalOutcome, EvalError> {
-    let record = RunRecord::load(&request.run_dir)?;
-    let checkpoint = request.run_dir.join(CHECKPOINT_FILE);
-    if !checkpoint.is_file() {
-        return Err(EvalError::NoCheckpoint(checkpoint));
-    }
-    let model = models::load(record.model, &checkpoint, device)?;
+    let RunModel { record, model, .. } = RunModel::load(&request.run_dir, device)?;
     let profile = record.input_profile();
     let index = DatasetIndex::discover_for(&request.data, &[request.split])?;
     let has_val = index.split(Split::Val).is_ok();

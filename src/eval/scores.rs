@@ -10,11 +10,11 @@ use candle_core::Device;
 
 use super::confusion::Confusion;
 use super::metrics::{MetricsError, average_precision, bpcer_at_apcer, eer, roc_auc};
-use crate::config::Normalization;
 use crate::data::PreparedSplit;
 use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::data::profile::Normalization;
+use crate::eval::margins::batch_tensors;
 use crate::models::Detector;
-use crate::train::evaluate::batch_tensors;
 
 /// One image's scores.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -13,8 +13,8 @@ use super::error::ExplainError;
 use super::heatmap::Heatmap;
 use super::mean_maps::SplitJob;
 use super::method::{Method, explain};
-use crate::config::INPUT_SIZE;
 use crate::data::index::mask_path_for;
+use crate::data::profile::INPUT_SIZE;
 use crate::models::Detector;
 
 /// A ground-truth manipulation mask at the model's input size.

@@ -13,7 +13,7 @@ use super::mean_maps::SplitJob;
 use super::method::{Method, explain};
 use super::render::{OverlayStyle, grid, overlay};
 use super::selection::{Pick, pick_images};
-use crate::config::INPUT_SIZE;
+use crate::data::profile::INPUT_SIZE;
 
 /// One image of the figure and its map (for the image's true class).
 #[derive(Clone, Debug)]

@@ -9,11 +9,11 @@ use candle_core::Device;
 use super::error::ExplainError;
 use super::heatmap::Heatmap;
 use super::method::{Method, explain};
-use crate::config::{INPUT_SIZE, Normalization};
 use crate::data::PreparedSplit;
 use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::data::profile::{INPUT_SIZE, Normalization};
+use crate::eval::margins::batch_tensors;
 use crate::models::Detector;
-use crate::train::evaluate::batch_tensors;
 
 /// The per-class means (each normalised to [0, 1]) and how many images went into each.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,7 +12,6 @@ pub mod mean_maps;
 pub mod method;
 pub mod picture;
 pub mod render;
-pub mod run_model;
 pub mod saliency;
 pub mod selection;
 pub mod smoothgrad;

@@ -7,7 +7,7 @@ use image::RgbImage;
 use super::error::ExplainError;
 use super::heatmap::Heatmap;
 use super::method::{Method, explain};
-use super::run_model::RunModel;
+use crate::runs::loader::RunModel;
 
 /// Which class a map explains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

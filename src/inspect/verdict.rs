@@ -13,7 +13,7 @@ use crate::data::Split;
 use crate::eval::cache;
 use crate::eval::confusion::ThresholdRule;
 use crate::eval::run_eval::{EvalRequest, evaluate_run};
-use crate::explain::run_model::{LoadRunError, RunModel, fake_probability};
+use crate::runs::loader::{LoadRunError, RunModel, fake_probability};
 
 /// Default half-width of the unsure band around the threshold.
 pub const DEFAULT_UNSURE_BAND: f64 = 0.1;

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::train::RunRecord;
-use crate::train::history::{bundled_runs_dir, is_read_only, unusable_reason};
+use crate::runs::RunRecord;
+use crate::runs::layout::{bundled_runs_dir, is_read_only, unusable_reason};
 
 /// A run found on disk.
 #[derive(Clone, Debug)]

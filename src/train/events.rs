@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::history::{EpochRecord, RunRecord};
 use crate::data::Split;
+use crate::runs::record::{EpochRecord, RunRecord};
 
 /// Progress inside an epoch.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use super::history::{
-    CHECKPOINT_FILE, HistoryError, RunRecord, RunStatus, new_run_dir, now_rfc3339,
-};
 use crate::config::{ModelKind, TrainConfig};
 use crate::models::import::{ImportReport, import_checkpoint};
 use crate::models::{self, ModelError};
+use crate::runs::layout::{CHECKPOINT_FILE, new_run_dir, now_rfc3339};
+use crate::runs::record::{HistoryError, RunRecord, RunStatus};
 
 /// Why a checkpoint could not become a run.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 
-use super::history::RunStatus;
 use super::optim::Optimizer;
 use crate::models::Detector;
+use crate::runs::record::RunStatus;
 
 /// The state file in a run directory.
 pub const STATE_FILE: &str = "resume.safetensors";

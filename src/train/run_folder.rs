@@ -9,9 +9,10 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::history::{CHECKPOINT_FILE, RUN_FILE, RunRecord, RunStatus, is_read_only};
 use super::resume::STATE_FILE;
 use super::trainer::TrainError;
+use crate::runs::layout::{CHECKPOINT_FILE, RUN_FILE, is_read_only};
+use crate::runs::record::{RunRecord, RunStatus};
 
 /// The lock file in a run folder (it holds the pid of the process training there).
 pub const LOCK_FILE: &str = "train.lock";

@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{D, Device};
 
-use super::evaluate::{SplitMetrics, batch_tensors, evaluate_split_margins};
 use super::events::{BatchProgress, EvalProgress, TrainEvent, collapse_message, collapse_persists};
-use super::history::{
-    CHECKPOINT_FILE, EpochRecord, HistoryError, RunRecord, RunStatus, now_rfc3339,
-};
 use super::optim::Optimizer;
 use super::resume::{Position, ResumeError, STATE_INTERVAL, remove_state, save_state};
 use super::run_folder::{ExistingRun, RunFolderError};
@@ -23,7 +19,11 @@ use crate::config::TrainConfig;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::profile::{Framing, InputProfile};
 use crate::data::{DataError, DatasetIndex, PreparedSplit, Split, Unreadable};
+use crate::eval::calibration::calibrate_margins;
+use crate::eval::margins::{SplitMetrics, batch_tensors, evaluate_split_margins};
 use crate::models::{self, Detector, ModelError};
+use crate::runs::layout::{CHECKPOINT_FILE, now_rfc3339};
+use crate::runs::record::{EpochRecord, HistoryError, RunRecord, RunStatus};
 
 /// Share of one predicted class on val at or above which a model counts as collapsed.
 pub const COLLAPSE_SHARE: f64 = 0.95;
@@ -47,6 +47,8 @@ pub enum TrainError {
     Folder(#[from] RunFolderError),
     #[error("cannot start the data loader thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Score(#[from] crate::eval::scores::ScoreError),
     #[error("invalid training settings: {0}")]
     InvalidConfig(String),
     #[error(
@@ -507,7 +509,8 @@ impl Run<'_> {
                 elapsed_secs: epoch_started.elapsed().as_secs_f64(),
             };
             if record.push_epoch(epoch_record.clone()) {
-                let (temperature, threshold) = calibrate(&val_eval.margins, &val_eval.labels);
+                let (temperature, threshold) =
+                    calibrate_margins(&val_eval.margins, &val_eval.labels);
                 record.temperature = temperature;
                 record.val_threshold = threshold;
                 model.params().save(&checkpoint)?;
@@ -548,23 +551,6 @@ impl Run<'_> {
         save_state(self.run_dir, self.model, optimizer, pos)?;
         finish(record, self.run_dir, RunStatus::Cancelled)
     }
-}
-
-/// The temperature fitted on val margins and the val EER threshold of the calibrated
-/// probability (`None` where the split cannot give one: a single class, non-finite logits).
-pub fn calibrate(margins: &[f64], labels: &[bool]) -> (Option<f64>, Option<f64>) {
-    let Some(t) = crate::eval::calibration::fit_temperature(margins, labels) else {
-        return (None, None);
-    };
-    let probs: Vec<f64> = margins
-        .iter()
-        .map(|&m| crate::eval::calibration::sigmoid(m, t))
-        .collect();
-    let threshold = crate::eval::confusion::ThresholdRule::Eer
-        .pick(labels, &probs)
-        .ok()
-        .filter(|t| t.is_finite());
-    (Some(t), threshold)
 }
 
 fn finish(record: &mut RunRecord, run_dir: &Path, status: RunStatus) -> Result<(), TrainError> {

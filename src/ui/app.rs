@@ -85,7 +85,7 @@ impl Default for Settings {
             data_root: None,
             train: TrainConfig::default(),
             device: DeviceChoice::Auto,
-            runs_dir: crate::train::history::default_runs_dir(),
+            runs_dir: crate::runs::layout::default_runs_dir(),
         }
     }
 }
@@ -175,7 +175,7 @@ impl FakeLensApp {
         }
         let mut app = FakeLensApp::new(&cc.egui_ctx, settings)?;
         if let Some(run) = opts.run {
-            let record = crate::train::RunRecord::load(&run)?;
+            let record = crate::runs::RunRecord::load(&run)?;
             app.training.show_record(run, record);
         }
         // Each is loaded in the background and ticked on arrival (a run that cannot be read
@@ -295,7 +295,7 @@ impl FakeLensApp {
                 Event::TrainingFinished { run_dir, record } => {
                     // The run just trained is what the user compares next (if it saved a
                     // checkpoint).
-                    if crate::train::history::unusable_reason(&run_dir).is_none() {
+                    if crate::runs::layout::unusable_reason(&run_dir).is_none() {
                         self.compare.on_imported(&self.ctx, run_dir.clone());
                     }
                     self.training.finish(run_dir, *record)

@@ -8,7 +8,7 @@ use egui_plot::{GridInput, GridMark, Legend, Line, Plot, PlotPoints, Points};
 
 use crate::eval::probit::probit;
 use crate::eval::run_eval::EvalOutcome;
-use crate::train::RunRecord;
+use crate::runs::RunRecord;
 
 /// Probabilities marked on the DET axes (scikit-learn's DetCurveDisplay).
 const DET_TICKS: [f64; 9] = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999];

@@ -12,7 +12,7 @@ use crate::data::Split;
 use crate::eval::confusion::{Confusion, ThresholdRule};
 use crate::eval::run_eval::{EvalOutcome, EvalRequest};
 use crate::runs::RunEntry;
-use crate::train::RunRecord;
+use crate::runs::RunRecord;
 
 /// What the user asked for this frame.
 #[derive(Debug)]

@@ -10,7 +10,8 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use crate::config::{ModelKind, OptimizerKind, Preset, TrainConfig};
 use crate::device::DeviceChoice;
 use crate::format;
-use crate::train::{BatchProgress, EpochRecord, RunRecord, RunStatus};
+use crate::runs::{EpochRecord, RunRecord, RunStatus};
+use crate::train::BatchProgress;
 use crate::worker::TrainEventData;
 
 /// What the user asked the app to do.
@@ -437,7 +438,7 @@ impl TrainingTab {
             );
             if ui.button("Open an earlier run…").clicked()
                 && let Some(dir) = rfd::FileDialog::new()
-                    .set_directory(crate::train::history::default_runs_dir())
+                    .set_directory(crate::runs::layout::default_runs_dir())
                     .pick_folder()
             {
                 self.open_run(dir);

@@ -11,17 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use image::RgbImage;
 
 use super::{Event, EventSink, Task};
-use crate::config::INPUT_SIZE;
 use crate::data::Split;
 use crate::data::decode::{decode_rgb, resize_square};
 use crate::data::index::mask_path_for;
+use crate::data::profile::INPUT_SIZE;
 use crate::device::DeviceChoice;
 use crate::explain::faithfulness::{FaithfulnessReport, Mask, measure_faithfulness};
 use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
 use crate::explain::picture::{MapClass, explain_picture};
-use crate::explain::run_model::RunModel;
 use crate::explain::{Heatmap, Method};
+use crate::runs::loader::RunModel;
 
 /// Which class an image's maps explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -114,7 +114,7 @@ pub enum SplitMapsResult {
 pub(super) struct LoadedRuns {
     runs: Vec<(
         PathBuf,
-        Option<crate::train::history::RunStamp>,
+        Option<crate::runs::layout::RunStamp>,
         DeviceChoice,
         Rc<RunModel>,
     )>,
@@ -130,7 +130,7 @@ impl LoadedRuns {
         choice: DeviceChoice,
         sink: &EventSink,
     ) -> anyhow::Result<Rc<RunModel>> {
-        let stamp = crate::train::history::run_stamp(dir);
+        let stamp = crate::runs::layout::run_stamp(dir);
         if let Some((_, _, _, run)) = self
             .runs
             .iter()

@@ -61,9 +61,9 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    pub fn of(record: &crate::train::RunRecord) -> Provenance {
+    pub fn of(record: &crate::runs::RunRecord) -> Provenance {
         let demo_only = crate::data::demo::is_demo_dataset(&record.dataset);
-        let trained_on = if record.status == crate::train::RunStatus::Imported {
+        let trained_on = if record.status == crate::runs::RunStatus::Imported {
             "imported".to_string()
         } else if demo_only {
             "demo data (synthetic faces)".to_string()
@@ -109,7 +109,7 @@ pub const PREVIEW_SIDE: u32 = 320;
 pub(super) struct InspectState {
     judges: Vec<(
         PathBuf,
-        Option<crate::train::history::RunStamp>,
+        Option<crate::runs::layout::RunStamp>,
         DeviceChoice,
         Rc<Judge>,
     )>,
@@ -124,7 +124,7 @@ impl InspectState {
         sink: &EventSink,
         cancel: &AtomicBool,
     ) -> anyhow::Result<Rc<Judge>> {
-        let when = crate::train::history::run_stamp(dir);
+        let when = crate::runs::layout::run_stamp(dir);
         if let Some((.., judge)) = self
             .judges
             .iter()

@@ -10,7 +10,8 @@ use crossbeam_channel::Receiver;
 use super::{Command, DatasetSummary, Event, EventSink, Task, TrainEventData};
 use crate::data::profile::Framing;
 use crate::data::{DataError, DatasetIndex};
-use crate::train::{RunRecord, RunStatus, TrainData};
+use crate::runs::{RunRecord, RunStatus};
+use crate::train::TrainData;
 
 /// State kept between jobs: the last decoded dataset, so training after loading it in the
 /// Dataset tab does not decode again.
@@ -241,11 +242,11 @@ fn train(
             runs_dir,
         } => (
             data_root.to_path_buf(),
-            crate::train::new_run_dir(runs_dir, config.model),
+            crate::runs::layout::new_run_dir(runs_dir, config.model),
             config.input.clone(),
         ),
         TrainJob::Resume { run_dir } => {
-            let record = crate::train::RunRecord::load(run_dir)?;
+            let record = crate::runs::RunRecord::load(run_dir)?;
             let framing = record.config.input.clone();
             (record.dataset, run_dir.to_path_buf(), framing)
         }

@@ -17,7 +17,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use crate::config::TrainConfig;
 use crate::data::{Sample, Split, Unreadable};
 use crate::device::DeviceChoice;
-use crate::train::{EpochRecord, RunRecord, TrainEvent};
+use crate::runs::{EpochRecord, RunRecord};
+use crate::train::TrainEvent;
 
 /// Commands the UI sends to the compute thread.
 #[derive(Clone, Debug)]

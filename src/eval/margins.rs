@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{D, Device, Tensor};
 
-use crate::config::Normalization;
+use super::scores::ScoreError;
 use crate::data::PreparedSplit;
 use crate::data::loader::{BatchLoader, EpochPlan};
+use crate::data::profile::Normalization;
 use crate::models::Detector;
 
 /// Mean loss, accuracy and the share of images predicted fake.
@@ -23,7 +24,7 @@ pub fn batch_tensors(
     batch: &crate::data::Batch,
     device: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
-    let size = crate::config::INPUT_SIZE;
+    let size = crate::data::profile::INPUT_SIZE;
     let images = Tensor::from_slice(&batch.images, (batch.len(), 3, size, size), device)?;
     let labels = Tensor::from_slice(&batch.labels, batch.len(), device)?;
     Ok((images, labels))
@@ -45,7 +46,7 @@ pub fn evaluate_split(
     norm: Normalization,
     device: &Device,
     cancel: &AtomicBool,
-) -> Result<Option<SplitMetrics>, super::TrainError> {
+) -> Result<Option<SplitMetrics>, ScoreError> {
     let no_progress = &mut |_, _| {};
     let eval = evaluate_split_margins(model, split, batch_size, norm, device, cancel, no_progress)?;
     Ok(eval.map(|e| e.metrics))
@@ -61,7 +62,7 @@ pub fn evaluate_split_margins(
     device: &Device,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Option<SplitEval>, super::TrainError> {
+) -> Result<Option<SplitEval>, ScoreError> {
     let plan = EpochPlan {
         batch_size,
         shuffle: None,
@@ -72,7 +73,7 @@ pub fn evaluate_split_margins(
     };
     let (mut loss_sum, mut correct, mut fake, mut count) = (0.0f64, 0usize, 0usize, 0usize);
     let (mut margins, mut labels_all) = (Vec::new(), Vec::new());
-    let loader = BatchLoader::start(split.clone(), plan).map_err(super::TrainError::Thread)?;
+    let loader = BatchLoader::start(split.clone(), plan).map_err(ScoreError::Thread)?;
     for batch in loader {
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);

@@ -10,7 +10,8 @@ use image::RgbImage;
 use crate::data::decode::{normalize_into, resize_square};
 use crate::data::profile::{Framing, InputProfile};
 use crate::models::{self, Detector, ModelError};
-use crate::train::history::{CHECKPOINT_FILE, HistoryError, RunRecord};
+use crate::runs::layout::CHECKPOINT_FILE;
+use crate::runs::record::{HistoryError, RunRecord};
 
 /// Why a run could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +93,12 @@ impl RunModel {
 /// softmax(logits / temperature)[fake], computed stably in f64.
 pub fn fake_probability(logits: [f32; 2], temperature: f64) -> f64 {
     let margin = f64::from(logits[1]) - f64::from(logits[0]);
-    crate::eval::calibration::sigmoid(margin, temperature)
+    sigmoid(margin, temperature)
+}
+
+/// The fake probability of logit margin `m` (fake − real) at temperature `t`: `σ(m / t)`.
+pub fn sigmoid(m: f64, t: f64) -> f64 {
+    1.0 / (1.0 + (-m / t).exp())
 }
 
 /// The framing shared by `runs`, or an error naming the first run framed otherwise: maps
