@@ -173,7 +173,19 @@ pub fn evaluate_run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<EvalOutcome, EvalError> {
-    let RunModel { record, model, .. } = RunModel::load(&request.run_dir, device)?;
+    let run = RunModel::load(&request.run_dir, device)?;
+    evaluate_loaded(&run, request, cancel, progress)
+}
+
+/// [`evaluate_run`] with the run already loaded (`request.run_dir` names it in the report).
+pub fn evaluate_loaded(
+    run: &RunModel,
+    request: &EvalRequest,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<EvalOutcome, EvalError> {
+    let (record, model) = (&run.record, &run.model);
+    let device = model.params().device();
     let profile = record.input_profile();
     let index = DatasetIndex::discover_for(&request.data, &[request.split])?;
     let has_val = index.split(Split::Val).is_ok();
@@ -255,6 +267,6 @@ pub fn evaluate_run(
         scores,
         roc,
         det,
-        record,
+        record: record.clone(),
     })
 }

@@ -12,7 +12,7 @@ use super::photo::DetectorInput;
 use crate::data::Split;
 use crate::eval::cache;
 use crate::eval::confusion::ThresholdRule;
-use crate::eval::run_eval::{EvalRequest, evaluate_run};
+use crate::eval::run_eval::{EvalRequest, evaluate_loaded};
 use crate::runs::loader::{LoadRunError, RunModel, fake_probability};
 
 /// Default half-width of the unsure band around the threshold.
@@ -20,7 +20,7 @@ pub const DEFAULT_UNSURE_BAND: f64 = 0.1;
 
 /// A loaded detector with its decision threshold.
 pub struct Judge {
-    pub run: RunModel,
+    pub run: std::rc::Rc<RunModel>,
     pub threshold: f64,
     /// Where the threshold comes from, for the user.
     pub threshold_source: String,
@@ -83,7 +83,16 @@ impl Judge {
         device: &candle_core::Device,
         cancel: &AtomicBool,
     ) -> Result<Judge, LoadRunError> {
-        let run = RunModel::load(dir, device)?;
+        Ok(Judge::of(
+            std::rc::Rc::new(RunModel::load(dir, device)?),
+            cancel,
+        ))
+    }
+
+    /// The judge of a loaded run: its recorded val threshold, else the EER point of its val
+    /// split, scored with the loaded model (once: the score is cached), else 0.5.
+    pub fn of(run: std::rc::Rc<RunModel>, cancel: &AtomicBool) -> Judge {
+        let dir = run.dir.clone();
         let dataset = run.record.dataset.clone();
         let (threshold, threshold_source) = if let Some(threshold) = run.record.val_threshold {
             (
@@ -95,7 +104,7 @@ impl Judge {
             )
         } else if dataset.join("val").is_dir() {
             let request = EvalRequest {
-                run_dir: dir.to_path_buf(),
+                run_dir: dir.clone(),
                 data: dataset.clone(),
                 split: Split::Val,
                 threshold: ThresholdRule::Eer,
@@ -103,7 +112,7 @@ impl Judge {
             };
             let outcome = match cache::load(&request) {
                 Some(outcome) => Ok(outcome),
-                None => evaluate_run(&request, device, cancel, &mut |_, _, _| {}).inspect(|o| {
+                None => evaluate_loaded(&run, &request, cancel, &mut |_, _, _| {}).inspect(|o| {
                     // A cache that cannot be written only costs a rescore next time.
                     let _ = cache::store(&request, o);
                 }),
@@ -121,11 +130,11 @@ impl Judge {
                 "0.5 (the run's val split is not on this machine)".to_string(),
             )
         };
-        Ok(Judge {
+        Judge {
             run,
             threshold,
             threshold_source,
-        })
+        }
     }
 
     /// `seen`'s input as this run's model takes it (normalised as the run was trained).

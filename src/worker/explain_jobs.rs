@@ -3,8 +3,7 @@
 //! over a split, as background jobs with progress and cancel. Loaded runs are kept, so
 //! moving through images does not reload checkpoints.
 
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,7 +20,6 @@ use crate::explain::grid::{GridChoice, GridTile, grid_maps};
 use crate::explain::mean_maps::{MeanMaps, SplitJob, mean_maps};
 use crate::explain::picture::{MapClass, explain_picture};
 use crate::explain::{Heatmap, Method};
-use crate::runs::loader::RunModel;
 
 /// Which class an image's maps explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -109,55 +107,8 @@ pub enum SplitMapsResult {
     Grid(Vec<GridTile>),
 }
 
-/// Loaded runs, by folder, checkpoint and record time, and device.
-#[derive(Default)]
-pub(super) struct LoadedRuns {
-    runs: Vec<(
-        PathBuf,
-        Option<crate::runs::layout::RunStamp>,
-        DeviceChoice,
-        Rc<RunModel>,
-    )>,
-}
-
-/// Runs kept loaded (Xception is ~90 MB of weights).
-const KEEP_LOADED: usize = 4;
-
-impl LoadedRuns {
-    fn get(
-        &mut self,
-        dir: &Path,
-        choice: DeviceChoice,
-        sink: &EventSink,
-    ) -> anyhow::Result<Rc<RunModel>> {
-        let stamp = crate::runs::layout::run_stamp(dir);
-        if let Some((_, _, _, run)) = self
-            .runs
-            .iter()
-            .find(|(d, s, c, _)| d == dir && *s == stamp && *c == choice)
-        {
-            return Ok(run.clone());
-        }
-        let (device, notice) = crate::device::open(choice)?;
-        if let Some(notice) = notice {
-            sink.send(Event::Notice(notice));
-        }
-        let run = Rc::new(
-            RunModel::load(dir, &device)
-                .map_err(|e| anyhow::anyhow!("loading run {}: {e}", dir.display()))?,
-        );
-        self.runs.retain(|(d, ..)| d != dir);
-        if self.runs.len() >= KEEP_LOADED {
-            self.runs.remove(0);
-        }
-        self.runs
-            .push((dir.to_path_buf(), stamp, choice, run.clone()));
-        Ok(run)
-    }
-}
-
 pub(super) fn explain_image(
-    loaded: &mut LoadedRuns,
+    loaded: &mut super::loaded_runs::LoadedRuns,
     request: ExplainImageRequest,
     choice: DeviceChoice,
     sink: &EventSink,
@@ -237,7 +188,7 @@ pub(super) fn explain_image(
 }
 
 pub(super) fn split_maps(
-    loaded: &mut LoadedRuns,
+    loaded: &mut super::loaded_runs::LoadedRuns,
     split: &Arc<crate::data::PreparedSplit>,
     request: &SplitMapsRequest,
     choice: DeviceChoice,

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::RgbImage;
 
+use super::loaded_runs::LoadedRuns;
 use super::{Event, EventSink, Task};
 use crate::data::decode::decode_rgb;
 use crate::data::face::{FaceBox, FaceFinder};
@@ -104,57 +105,60 @@ pub struct InspectedPhoto {
 /// Longest side of a card's preview of the whole photo.
 pub const PREVIEW_SIDE: u32 = 320;
 
-/// Detectors and the face finder, kept between jobs.
+/// The detectors' thresholds and the face finder, kept between jobs (the runs themselves
+/// are in the worker's one cache of loaded runs).
 #[derive(Default)]
 pub(super) struct InspectState {
-    judges: Vec<(
-        PathBuf,
-        Option<crate::runs::layout::RunStamp>,
-        DeviceChoice,
-        Rc<Judge>,
-    )>,
+    thresholds: Vec<(PathBuf, Option<crate::runs::layout::RunStamp>, f64, String)>,
     finder: Option<FaceFinder>,
 }
 
 impl InspectState {
     fn judge(
         &mut self,
+        runs: &mut LoadedRuns,
         dir: &Path,
         choice: DeviceChoice,
         sink: &EventSink,
         cancel: &AtomicBool,
     ) -> anyhow::Result<Rc<Judge>> {
         let when = crate::runs::layout::run_stamp(dir);
-        if let Some((.., judge)) = self
-            .judges
+        let known = self
+            .thresholds
             .iter()
-            .find(|(d, s, c, _)| d == dir && *s == when && *c == choice)
-        {
-            return Ok(judge.clone());
+            .find(|(d, s, ..)| d == dir && *s == when)
+            .map(|(.., threshold, source)| (*threshold, source.clone()));
+        if known.is_none() {
+            sink.send_lossy(Event::Progress {
+                task: Task::Inspect,
+                stage: format!("loading {} (its threshold is computed once)", dir.display()),
+                done: 0,
+                total: 1,
+            });
         }
-        let (device, notice) = crate::device::open(choice)?;
-        if let Some(notice) = notice {
-            sink.send(Event::Notice(notice));
+        let run = runs.get(dir, choice, sink)?;
+        if let Some((threshold, threshold_source)) = known {
+            return Ok(Rc::new(Judge {
+                run,
+                threshold,
+                threshold_source,
+            }));
         }
-        sink.send_lossy(Event::Progress {
-            task: Task::Inspect,
-            stage: format!("loading {} (its threshold is computed once)", dir.display()),
-            done: 0,
-            total: 1,
-        });
-        let judge = Rc::new(
-            Judge::load(dir, &device, cancel)
-                .map_err(|e| anyhow::anyhow!("loading run {}: {e}", dir.display()))?,
-        );
-        self.judges.retain(|(d, ..)| d != dir);
-        self.judges
-            .push((dir.to_path_buf(), when, choice, judge.clone()));
-        Ok(judge)
+        let judge = Judge::of(run, cancel);
+        self.thresholds.retain(|(d, ..)| d != dir);
+        self.thresholds.push((
+            dir.to_path_buf(),
+            when,
+            judge.threshold,
+            judge.threshold_source.clone(),
+        ));
+        Ok(Rc::new(judge))
     }
 }
 
 pub(super) fn inspect(
     state: &mut InspectState,
+    runs: &mut LoadedRuns,
     request: &InspectRequest,
     choice: DeviceChoice,
     sink: &EventSink,
@@ -166,7 +170,7 @@ pub(super) fn inspect(
         .iter()
         .map(|dir| {
             let judge = state
-                .judge(dir, choice, sink, cancel)
+                .judge(runs, dir, choice, sink, cancel)
                 .map_err(|e| crate::report::chain(&e));
             (dir.clone(), judge)
         })

@@ -18,7 +18,7 @@ use crate::train::TrainData;
 #[derive(Default)]
 struct State {
     data: Option<Arc<TrainData>>,
-    runs: super::explain_jobs::LoadedRuns,
+    runs: super::loaded_runs::LoadedRuns,
     inspect: super::inspect_jobs::InspectState,
 }
 
@@ -79,9 +79,14 @@ pub(super) fn run(commands: Receiver<Command>, sink: EventSink, cancel: Arc<Atom
             Command::SplitMaps { request, device } => {
                 split_maps(&mut state, &request, device, &sink, &cancel)
             }
-            Command::Inspect { request, device } => {
-                super::inspect_jobs::inspect(&mut state.inspect, &request, device, &sink, &cancel)
-            }
+            Command::Inspect { request, device } => super::inspect_jobs::inspect(
+                &mut state.inspect,
+                &mut state.runs,
+                &request,
+                device,
+                &sink,
+                &cancel,
+            ),
             Command::Shutdown => Ok(()),
         }));
         let error = match outcome {

@@ -6,6 +6,7 @@ mod eval_jobs;
 pub mod explain_jobs;
 pub mod inspect_jobs;
 mod jobs;
+mod loaded_runs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
