@@ -14,7 +14,8 @@ use anyhow::Context;
 use crate::data::face::FaceFinder;
 use crate::device::DeviceChoice;
 use crate::inspect::inputs::expand_inputs;
-use crate::inspect::photo::{InputOverride, prepare_photo};
+use crate::inspect::judge::judge_photo;
+use crate::inspect::photo::InputOverride;
 use crate::inspect::verdict::{DEFAULT_UNSURE_BAND, Judge};
 
 #[derive(clap::Args, Debug)]
@@ -104,35 +105,35 @@ pub fn predict_command(args: &PredictArgs) -> anyhow::Result<()> {
     let mut rows = vec![header];
     let (mut judged, mut unreadable) = (0usize, 0usize);
     let bar = indicatif::ProgressBar::new(inputs.files.len() as u64);
+    let judge_refs: Vec<&Judge> = judges.iter().collect();
     for path in &inputs.files {
         let mut row = vec![crate::csv_text::escape_path(path)];
-        match prepare_photo(path, args.crop, &mut finder, None) {
+        let judged_photo = judge_photo(
+            path,
+            args.crop,
+            None,
+            &mut finder,
+            &judge_refs,
+            args.unsure_band,
+            None,
+            &|| false,
+        );
+        match judged_photo {
             Ok(photo) => {
-                let seen: Vec<_> = judges
-                    .iter()
-                    .map(|j| photo.input_for(&j.run.profile()))
-                    .collect();
                 // The face box of the first detector that saw a face.
-                match seen
-                    .iter()
-                    .find_map(|s| s.face)
-                    .and_then(|i| photo.faces.get(i))
-                {
+                match photo.face().and_then(|i| photo.photo.faces.get(i)) {
                     Some(b) => row.extend([b.x, b.y, b.width, b.height].map(|v| v.to_string())),
                     None => row.extend(std::iter::repeat_n(String::new(), 4)),
                 }
-                row.push(photo.faces.len().to_string());
-                for (judge, seen) in judges.iter().zip(&seen) {
-                    let verdict = judge
-                        .input_of(seen)
-                        .and_then(|input| judge.verdict(&input, args.unsure_band))
-                        .with_context(|| format!("judging {}", path.display()))?;
-                    row.push(format!("{:.6}", verdict.fake_probability));
-                    row.push(format!("{:.6}", verdict.raw_fake_probability));
-                    row.push(seen.framing.describe());
-                    row.push(verdict.decision.name().to_string());
+                row.push(photo.photo.faces.len().to_string());
+                let note = photo.note();
+                for answer in photo.answers {
+                    let answer = answer.with_context(|| format!("judging {}", path.display()))?;
+                    row.push(format!("{:.6}", answer.verdict.fake_probability));
+                    row.push(format!("{:.6}", answer.verdict.raw_fake_probability));
+                    row.push(answer.seen.framing.describe());
+                    row.push(answer.verdict.decision.name().to_string());
                 }
-                let note = seen.iter().find_map(|s| s.note.clone());
                 row.push(note.unwrap_or_default());
                 judged += 1;
             }

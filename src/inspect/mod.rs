@@ -3,5 +3,6 @@
 //! Inspect tab).
 
 pub mod inputs;
+pub mod judge;
 pub mod photo;
 pub mod verdict;

@@ -12,11 +12,11 @@ use image::RgbImage;
 
 use super::loaded_runs::LoadedRuns;
 use super::{Event, EventSink, Task};
-use crate::data::decode::decode_rgb;
 use crate::data::face::{FaceBox, FaceFinder};
 use crate::device::DeviceChoice;
-use crate::explain::{Heatmap, Method, explain};
-use crate::inspect::photo::{InputOverride, prepare_decoded};
+use crate::explain::{Heatmap, Method};
+use crate::inspect::judge::judge_photo;
+use crate::inspect::photo::InputOverride;
 use crate::inspect::verdict::{Judge, Verdict};
 
 /// Photos to judge.
@@ -216,11 +216,26 @@ fn judge_one(
     finder: &mut FaceFinder,
     cancel: &AtomicBool,
 ) -> anyhow::Result<InspectedPhoto> {
-    let decoded = decode_rgb(path)?;
-    let photo = prepare_decoded(path, decoded, request.crop, finder, request.face);
+    // A detector that failed to load answers with its error; the others are asked.
+    let loaded: Vec<&Judge> = judges
+        .iter()
+        .filter_map(|(_, judge)| judge.as_deref().ok())
+        .collect();
+    let cancelled = || cancel.load(Ordering::Relaxed);
+    let judged = judge_photo(
+        path,
+        request.crop,
+        request.face,
+        finder,
+        &loaded,
+        request.unsure_band,
+        request.method.as_ref(),
+        &cancelled,
+    )?;
+    let note = judged.note();
+    let mut answers = judged.answers.into_iter();
     let mut verdicts = Vec::with_capacity(judges.len());
     let mut failures = Vec::new();
-    let mut note = None;
     for (dir, judge) in judges {
         let judge = match judge {
             Ok(judge) => judge,
@@ -229,14 +244,21 @@ fn judge_one(
                 continue;
             }
         };
-        match judge_with(&photo, judge, request, cancel) {
-            Ok(verdict) => {
-                note = note.or(verdict.1);
-                verdicts.push(verdict.0);
-            }
-            Err(e) => failures.push((dir.clone(), crate::report::chain(&e))),
+        match answers.next() {
+            Some(Ok(answer)) => verdicts.push(RunVerdict {
+                verdict: answer.verdict,
+                threshold_source: judge.threshold_source.clone(),
+                input: Arc::new(answer.seen.input),
+                face: answer.seen.face,
+                framing: answer.seen.framing.describe(),
+                provenance: Provenance::of(&judge.run.record),
+                map: answer.map,
+            }),
+            Some(Err(e)) => failures.push((dir.clone(), e.to_string())),
+            None => {}
         }
     }
+    let photo = judged.photo;
     let scale = (PREVIEW_SIDE as f32 / photo.width.max(photo.height) as f32).min(1.0);
     let preview = image::imageops::resize(
         &photo.picture,
@@ -256,45 +278,4 @@ fn judge_one(
         failures,
         elapsed_ms: 0.0,
     })
-}
-
-/// One detector's verdict (and map) on a photo, with the framing's note.
-fn judge_with(
-    photo: &crate::inspect::photo::PreparedPhoto,
-    judge: &Judge,
-    request: &InspectRequest,
-    cancel: &AtomicBool,
-) -> anyhow::Result<(RunVerdict, Option<String>)> {
-    // One input per run serves its verdict and its map.
-    let seen = photo.input_for(&judge.run.profile());
-    let input = judge.input_of(&seen)?;
-    let verdict = judge.verdict(&input, request.unsure_band)?;
-    let map = match &request.method {
-        Some(method) => {
-            let stop = || cancel.load(Ordering::Relaxed);
-            explain(
-                judge.run.model.as_ref(),
-                &input,
-                &[crate::LABEL_FAKE],
-                method,
-                &stop,
-            )?
-            .into_iter()
-            .next()
-        }
-        None => None,
-    };
-    let note = seen.note.clone();
-    Ok((
-        RunVerdict {
-            verdict,
-            threshold_source: judge.threshold_source.clone(),
-            input: Arc::new(seen.input),
-            face: seen.face,
-            framing: seen.framing.describe(),
-            provenance: Provenance::of(&judge.run.record),
-            map,
-        },
-        note,
-    ))
 }
