@@ -15,17 +15,7 @@ use fakelens::config::{ModelKind, TrainConfig};
 use fakelens::data::profile::Framing;
 use fakelens::runs::{RunRecord, RunStatus};
 use fakelens::train::run_folder::LOCK_FILE;
-use fakelens::train::{TrainData, TrainEvent, resume, train, train_replacing};
-
-fn prepare(root: &Path) -> TrainData {
-    TrainData::prepare(
-        root,
-        &Framing::Whole,
-        &AtomicBool::new(false),
-        &|_, _, _| {},
-    )
-    .unwrap()
-}
+use fakelens::train::{TrainEvent, resume, train, train_replacing};
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -62,7 +52,7 @@ fn stale_temp(dir: &Path, name: &str, pid: u32) -> PathBuf {
 #[test]
 fn a_second_trainer_is_refused_while_the_folder_is_locked() {
     let demo = common::small_demo(24, 2);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     let cfg = config(1);
     let mut tried = false;
@@ -138,7 +128,7 @@ fn a_second_trainer_is_refused_while_the_folder_is_locked() {
 #[test]
 fn an_existing_run_is_kept_and_stale_temps_are_removed_at_resume_and_start() {
     let demo = common::small_demo(24, 4);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     let cfg = config(2);
     let cancel = AtomicBool::new(false);
@@ -205,7 +195,7 @@ fn an_existing_run_is_kept_and_stale_temps_are_removed_at_resume_and_start() {
 #[test]
 fn an_io_error_is_recorded_as_the_runs_failure() {
     let demo = common::small_demo(24, 6);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     // run.json, saved again after epoch 1, is written through its temp sibling: make that a
     // full disk.
@@ -246,7 +236,7 @@ fn an_io_error_is_recorded_as_the_runs_failure() {
 #[test]
 fn resuming_a_run_that_never_saved_a_state_says_so() {
     let demo = common::small_demo(24, 8);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     let done = train(
         &config(1),

@@ -15,17 +15,7 @@ use fakelens::data::profile::Framing;
 use fakelens::eval::margins::evaluate_split;
 use fakelens::models::{self, ModelError};
 use fakelens::runs::{RunRecord, RunStatus};
-use fakelens::train::{TrainData, TrainError, TrainEvent, train};
-
-fn prepare(root: &std::path::Path) -> TrainData {
-    TrainData::prepare(
-        root,
-        &Framing::Whole,
-        &AtomicBool::new(false),
-        &|_, _, _| {},
-    )
-    .unwrap()
-}
+use fakelens::train::{TrainError, TrainEvent, train};
 
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -40,7 +30,7 @@ fn config(epochs: usize) -> TrainConfig {
 #[test]
 fn short_run_on_demo_data_learns_and_checkpoints_round_trip() {
     let demo = common::small_demo(100, 11);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     // 60 training images, 6 epochs of 8: enough steps to fit them, far from a full run.
     let cfg = TrainConfig {
@@ -140,7 +130,7 @@ fn short_run_on_demo_data_learns_and_checkpoints_round_trip() {
 #[test]
 fn cancelled_run_keeps_a_loadable_checkpoint_and_valid_history() {
     let demo = common::small_demo(60, 5);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     let cancel = Arc::new(AtomicBool::new(false));
     let mut epochs_seen = 0;
@@ -181,7 +171,7 @@ fn cancelled_run_keeps_a_loadable_checkpoint_and_valid_history() {
 #[test]
 fn diverging_run_stops_with_a_clear_message() {
     let demo = common::small_demo(24, 2);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     // Steps of 1e30 per weight overflow the activations to inf, so a loss turns NaN.
     let cfg = TrainConfig {
@@ -214,7 +204,7 @@ fn diverging_run_stops_with_a_clear_message() {
 #[test]
 fn impossible_settings_are_refused_before_anything_is_written() {
     let demo = common::small_demo(24, 2);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let run_dir = demo.path().join("run");
     let cfg = TrainConfig {
         lr: f64::NAN,
@@ -285,7 +275,7 @@ fn wrong_or_corrupt_checkpoints_are_refused_with_path_and_cause() {
 #[test]
 fn cancelled_run_resumes_to_the_same_losses_as_an_uninterrupted_run() {
     let demo = common::small_demo(100, 11);
-    let data = prepare(&demo.path().join("demo"));
+    let data = common::prepare_whole(&demo.path().join("demo"));
     let cfg = TrainConfig {
         batch_size: 8,
         ..config(2)

@@ -112,3 +112,14 @@ pub fn small_demo(count: usize, seed: u64) -> tempfile::TempDir {
     fakelens::data::demo::write_demo_dataset(&dir.path().join("demo"), seed, count).unwrap();
     dir
 }
+
+/// The dataset at `root` decoded for training, as whole images.
+pub fn prepare_whole(root: &Path) -> fakelens::train::TrainData {
+    fakelens::train::TrainData::prepare(
+        root,
+        &fakelens::data::profile::Framing::Whole,
+        &std::sync::atomic::AtomicBool::new(false),
+        &|_, _, _| {},
+    )
+    .unwrap()
+}
