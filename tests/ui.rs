@@ -461,6 +461,13 @@ fn dropping_photos_makes_cards_with_verdicts_and_a_bad_file_its_own_error() {
     // Both verdicts and the error are on screen.
     assert_eq!(h.query_all_by_label_contains("fake probability").count(), 2);
     h.get_by_label_contains("not a supported image");
+    // A dropped folder is listed off the UI thread; its photos arrive as cards.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(root.join("test/real"))));
+    run_until(&mut h, Duration::from_secs(30), |app| {
+        app.inspect.cards.len() > 3
+    });
 }
 
 /// A run without a checkpoint is listed greyed and never ticked; a detector whose checkpoint
@@ -491,7 +498,10 @@ fn a_failing_detector_never_blocks_the_others_and_a_checkpointless_run_is_not_ti
     let mut h = Harness::builder()
         .with_size([1280.0, 900.0])
         .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
-    h.step();
+    // The run list is read off the UI thread; wait for it.
+    run_until(&mut h, Duration::from_secs(30), |app| {
+        app.inspect.runs.iter().any(|r| r.dir == empty)
+    });
     assert!(
         !h.state().inspect.selected.contains(&empty),
         "a run without a checkpoint is never ticked by default"
@@ -510,7 +520,8 @@ fn a_failing_detector_never_blocks_the_others_and_a_checkpointless_run_is_not_ti
     h.state_mut().inspect.selected.insert(good.clone());
     h.state_mut().inspect.selected.insert(broken.clone());
     h.state_mut().inspect.selected.insert(empty.clone());
-    h.state_mut().inspect.add_paths(&[face]);
+    let ctx = h.ctx.clone();
+    h.state_mut().inspect.add_paths(&ctx, &[face]);
     h.step();
     assert!(
         !h.state().inspect.selected.contains(&empty),

@@ -189,7 +189,7 @@ impl FakeLensApp {
         for run in opts.detector {
             app.inspect.add_run(&cc.egui_ctx, run);
         }
-        app.inspect.add_paths(&opts.inspect);
+        app.inspect.add_paths(&cc.egui_ctx, &opts.inspect);
         if !app.compare.selected.is_empty() {
             app.compare.evaluate_selected();
         }
@@ -448,7 +448,7 @@ impl FakeLensApp {
             self.explain.open_file(dropped[0].clone());
         } else {
             self.settings.tab = Tab::Inspect;
-            self.inspect.add_paths(&dropped);
+            self.inspect.add_paths(&self.ctx.clone(), &dropped);
         }
     }
 

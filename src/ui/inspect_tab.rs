@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::run_list::{Catalog, run_checkbox};
 use crate::explain::Method;
 use crate::explain::render::{OverlayStyle, overlay};
-use crate::inspect::inputs::expand_inputs;
+use crate::inspect::inputs::{Inputs, expand_inputs};
 use crate::inspect::photo::InputOverride;
 use crate::inspect::verdict::Decision;
 use crate::runs::RunEntry;
@@ -51,6 +51,8 @@ pub struct InspectTab {
     pub progress: Option<(String, usize, usize)>,
     pub error: Option<String>,
     next_id: u64,
+    /// Dropped folders being listed off the UI thread.
+    listings: Vec<crossbeam_channel::Receiver<Inputs>>,
     catalog: Catalog,
     /// The first card of the latest drop: the view scrolls to it once.
     scroll_to: Option<u64>,
@@ -72,6 +74,7 @@ impl Default for InspectTab {
             progress: None,
             error: None,
             next_id: 0,
+            listings: Vec::new(),
             catalog: Catalog::default(),
             scroll_to: None,
         }
@@ -85,8 +88,50 @@ impl InspectTab {
     }
 
     /// Adds files (folders are walked) as cards waiting for their verdicts.
-    pub fn add_paths(&mut self, paths: &[PathBuf]) {
-        let inputs = expand_inputs(paths);
+    /// Adds files as cards at once; folders are walked on a thread of their own, and their
+    /// files arrive as cards when listed.
+    pub fn add_paths(&mut self, ctx: &egui::Context, paths: &[PathBuf]) {
+        let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            paths.iter().cloned().partition(|p| p.is_dir());
+        self.add_listed(Inputs {
+            files,
+            errors: Vec::new(),
+        });
+        if folders.is_empty() {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let repaint = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fakelens-list-drop".into())
+            .spawn(move || {
+                // The tab may be gone; then nobody waits for the list.
+                let _ = tx.send(expand_inputs(&folders));
+                repaint.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.listings.push(rx),
+            Err(e) => self.error = Some(format!("cannot start a thread to list the folder: {e}")),
+        }
+    }
+
+    /// Cards for the folders listed since the last frame.
+    fn take_listings(&mut self) {
+        let mut listed = Vec::new();
+        self.listings.retain(|rx| match rx.try_recv() {
+            Ok(inputs) => {
+                listed.push(inputs);
+                false
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => true,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => false,
+        });
+        for inputs in listed {
+            self.add_listed(inputs);
+        }
+    }
+
+    fn add_listed(&mut self, inputs: Inputs) {
         for path in inputs.files {
             let id = self.next_id;
             self.next_id += 1;
@@ -124,6 +169,9 @@ impl InspectTab {
 
     /// Whether cards are waiting or being judged.
     pub fn busy(&self) -> bool {
+        if !self.listings.is_empty() {
+            return true;
+        }
         self.running || !self.queue.is_empty()
     }
 
@@ -201,6 +249,7 @@ impl InspectTab {
     /// Returns true when the user pressed Stop.
     pub fn ui(&mut self, ui: &mut egui::Ui, runs_dir: &Path) -> bool {
         self.ui_scan(ui.ctx(), runs_dir);
+        self.take_listings();
         let mut stop = false;
         let before = (self.selected.clone(), self.crop, self.overlay);
         self.controls_ui(ui, &mut stop);
@@ -239,12 +288,12 @@ impl InspectTab {
                     .add_filter("images", &["jpg", "jpeg", "png", "bmp", "webp", "gif"])
                     .pick_files()
             {
-                self.add_paths(&files);
+                self.add_paths(ui.ctx(), &files);
             }
             if ui.button("Open folder…").clicked()
                 && let Some(dir) = rfd::FileDialog::new().pick_folder()
             {
-                self.add_paths(&[dir]);
+                self.add_paths(ui.ctx(), &[dir]);
             }
             let field = ui.add(
                 egui::TextEdit::singleline(&mut self.path_text)
@@ -254,7 +303,7 @@ impl InspectTab {
             let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.button("Add").clicked() || entered) && !self.path_text.trim().is_empty() {
                 let path = PathBuf::from(self.path_text.trim());
-                self.add_paths(&[path]);
+                self.add_paths(ui.ctx(), &[path]);
                 self.path_text.clear();
             }
             if ui.button("Clear").clicked() {
