@@ -178,6 +178,10 @@ fn compare_tab_evaluates_two_runs_and_the_threshold_moves_the_confusion_matrix()
     let mut h = Harness::builder()
         .with_size([1280.0, 1400.0])
         .build_ui_state(|ui, app: &mut FakeLensApp| app.show(ui), app);
+    // The run list is read off the UI thread; wait for both runs.
+    run_until(&mut h, Duration::from_secs(30), |app| {
+        app.compare.runs.len() >= 2
+    });
     h.step();
     h.get_by_label_contains("SimpleNet · simple").click();
     h.get_by_label_contains("LilXception · lil  (").click();
