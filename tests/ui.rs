@@ -131,6 +131,16 @@ fn stopping_a_run_after_its_first_epoch_says_one_true_thing_and_keeps_no_stale_p
             .any(|n| n.contains("the best checkpoint (epoch 1)")),
         "the status bar agrees: {notices:?}"
     );
+    // Opened again as an earlier run (its run.json read off the UI thread), it shows the
+    // same epoch.
+    let dir = h.state().training.run_dir.clone().unwrap();
+    h.state_mut().training.epochs.clear();
+    h.state_mut().training.result = None;
+    let ctx = h.ctx.clone();
+    h.state_mut().training.open_run(&ctx, dir);
+    run_until(&mut h, Duration::from_secs(30), |app| {
+        app.training.result.is_some() && app.training.epochs.len() == 1
+    });
 }
 
 /// The Compare tab: ticking two trained runs (SimpleNet and LilXception) and pressing

@@ -175,8 +175,7 @@ impl FakeLensApp {
         }
         let mut app = FakeLensApp::new(&cc.egui_ctx, settings)?;
         if let Some(run) = opts.run {
-            let record = crate::runs::RunRecord::load(&run)?;
-            app.training.show_record(run, record);
+            app.training.open_run(&cc.egui_ctx, run);
         }
         // Each is loaded in the background and ticked on arrival (a run that cannot be read
         // says why in its tab); a tab given runs here ticks no default of its own.

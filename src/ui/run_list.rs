@@ -150,6 +150,30 @@ impl Catalog {
     }
 }
 
+/// A run's record, read in the background for the Training tab.
+pub type OpenedRun = (PathBuf, Result<crate::runs::RunRecord, String>);
+
+/// Reads the record of the run in `dir` on a thread of its own; it arrives with a repaint.
+pub fn read_record(ctx: &egui::Context, dir: PathBuf) -> Receiver<OpenedRun> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let repaint = ctx.clone();
+    let job = move || {
+        let record = crate::runs::RunRecord::load(&dir)
+            .map_err(|e| crate::report::chain(&anyhow::Error::new(e)));
+        let _ = tx.send((dir, record));
+        repaint.request_repaint();
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("fakelens-read-run".into())
+        .spawn(job)
+    {
+        let (tx, failed) = crossbeam_channel::bounded(1);
+        let _ = tx.send((PathBuf::new(), Err(format!("cannot start a thread: {e}"))));
+        return failed;
+    }
+    rx
+}
+
 /// A checkbox labelled `text` that ticks or unticks `entry` in `selected`.
 pub fn run_checkbox(
     ui: &mut egui::Ui,

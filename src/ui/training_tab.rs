@@ -36,6 +36,8 @@ pub struct TrainingTab {
     pub batch_losses: Vec<[f64; 2]>,
     pub collapse: Option<String>,
     pub error: Option<String>,
+    /// An earlier run's record being read off the UI thread.
+    opening: Option<crossbeam_channel::Receiver<super::run_list::OpenedRun>>,
     pub run_dir: Option<PathBuf>,
     param_count: Option<usize>,
     pub result: Option<RunRecord>,
@@ -55,6 +57,7 @@ impl TrainingTab {
             batch_losses: Vec::new(),
             collapse: None,
             error: None,
+            opening: None,
             run_dir: None,
             param_count: None,
             result: None,
@@ -106,15 +109,22 @@ impl TrainingTab {
         self.result = Some(record);
     }
 
-    /// Reads `dir/run.json` and shows it, or says why it cannot.
-    pub fn open_run(&mut self, dir: PathBuf) {
-        match RunRecord::load(&dir) {
-            Ok(record) => {
+    /// Reads `dir/run.json` off the UI thread, then shows it or says why it cannot.
+    pub fn open_run(&mut self, ctx: &egui::Context, dir: PathBuf) {
+        self.opening = Some(super::run_list::read_record(ctx, dir));
+    }
+
+    fn take_opened(&mut self) {
+        match self.opening.as_ref().map(|rx| rx.try_recv()) {
+            Some(Ok((dir, Ok(record)))) => {
                 self.error = None;
                 self.show_record(dir, record);
             }
-            Err(e) => self.error = Some(e.to_string()),
+            Some(Ok((_, Err(e)))) => self.error = Some(e),
+            Some(Err(crossbeam_channel::TryRecvError::Empty)) | None => return,
+            Some(Err(crossbeam_channel::TryRecvError::Disconnected)) => {}
         }
+        self.opening = None;
     }
 
     /// Shows a finished run's curves and result (from its run.json).
@@ -164,6 +174,7 @@ impl TrainingTab {
         data_root: Option<&Path>,
         device: &mut DeviceChoice,
     ) -> Option<TrainingAction> {
+        self.take_opened();
         let mut action = None;
         egui::Panel::left("training-settings")
             .default_size(270.0)
@@ -441,7 +452,7 @@ impl TrainingTab {
                     .set_directory(crate::runs::layout::default_runs_dir())
                     .pick_folder()
             {
-                self.open_run(dir);
+                self.open_run(ui.ctx(), dir);
             }
         }
         if let (Some(dir), Some(count)) = (&self.run_dir, self.param_count) {
