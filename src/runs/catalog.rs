@@ -31,9 +31,7 @@ impl RunEntry {
 
     /// The run in `dir`, or why it cannot be listed.
     pub fn load(dir: &Path) -> Result<RunEntry, String> {
-        let record =
-            RunRecord::load(dir).map_err(|e| crate::report::chain(&anyhow::Error::new(e)))?;
-        Ok(RunEntry::new(dir.to_path_buf(), record))
+        Ok(RunEntry::new(dir.to_path_buf(), load_record(dir)?))
     }
 
     /// The run's model and folder name, as the run lists show it.
@@ -45,6 +43,11 @@ impl RunEntry {
             .unwrap_or_default();
         format!("{} · {dir}", self.record.model.label())
     }
+}
+
+/// The record of the run in `dir`, or why it cannot be read (each cause once).
+pub fn load_record(dir: &Path) -> Result<RunRecord, String> {
+    RunRecord::load(dir).map_err(|e| crate::report::chain(&anyhow::Error::new(e)))
 }
 
 /// The runs directly under `dir` (folders with a readable `run.json`), newest first.

@@ -101,16 +101,9 @@ impl InspectTab {
             return;
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let repaint = ctx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("fakelens-list-drop".into())
-            .spawn(move || {
-                // The tab may be gone; then nobody waits for the list.
-                let _ = tx.send(expand_inputs(&folders));
-                repaint.request_repaint();
-            });
-        match spawned {
-            Ok(_) => self.listings.push(rx),
+        let listed = move || expand_inputs(&folders);
+        match super::background::spawn(ctx, "fakelens-list-drop", tx, listed) {
+            Ok(()) => self.listings.push(rx),
             Err(e) => self.error = Some(format!("cannot start a thread to list the folder: {e}")),
         }
     }

@@ -3,6 +3,7 @@
 //! UI code only reads plain data from worker events and returns user choices as values.
 
 pub mod app;
+pub mod background;
 pub mod compare_plots;
 pub mod compare_tab;
 pub mod dataset_tab;

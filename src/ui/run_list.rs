@@ -92,16 +92,8 @@ impl Catalog {
     }
 
     fn spawn(&mut self, ctx: &egui::Context, job: impl FnOnce() -> Reply + Send + 'static) {
-        let (tx, ctx) = (self.tx.clone(), ctx.clone());
         self.pending += 1;
-        let spawned = std::thread::Builder::new()
-            .name("fakelens-catalog".into())
-            .spawn(move || {
-                // The tab may be gone; then nobody waits for the answer.
-                let _ = tx.send(job());
-                ctx.request_repaint();
-            });
-        if let Err(e) = spawned {
+        if let Err(e) = super::background::spawn(ctx, "fakelens-catalog", self.tx.clone(), job) {
             // Counted as pending: `apply` takes this reply as the job's answer.
             let _ = self.tx.send(Reply::Added(Box::new(Err(format!(
                 "cannot start a thread to list the runs: {e}"
@@ -156,17 +148,11 @@ pub type OpenedRun = (PathBuf, Result<crate::runs::RunRecord, String>);
 /// Reads the record of the run in `dir` on a thread of its own; it arrives with a repaint.
 pub fn read_record(ctx: &egui::Context, dir: PathBuf) -> Receiver<OpenedRun> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let repaint = ctx.clone();
     let job = move || {
-        let record = crate::runs::RunRecord::load(&dir)
-            .map_err(|e| crate::report::chain(&anyhow::Error::new(e)));
-        let _ = tx.send((dir, record));
-        repaint.request_repaint();
+        let record = catalog::load_record(&dir);
+        (dir, record)
     };
-    if let Err(e) = std::thread::Builder::new()
-        .name("fakelens-read-run".into())
-        .spawn(job)
-    {
+    if let Err(e) = super::background::spawn(ctx, "fakelens-read-run", tx, job) {
         let (tx, failed) = crossbeam_channel::bounded(1);
         let _ = tx.send((PathBuf::new(), Err(format!("cannot start a thread: {e}"))));
         return failed;
