@@ -10,6 +10,7 @@ pub mod index;
 pub mod loader;
 pub mod prepared;
 pub mod profile;
+pub mod resize;
 
 pub use decode::{DecodeError, decode_rgb, load_resized};
 pub use index::{DataError, DatasetIndex, Sample, Split};
