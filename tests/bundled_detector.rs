@@ -118,7 +118,7 @@ fn on_test_faces_it_scores_as_its_card_says() {
         .unwrap(),
     );
     let scores = fakelens::eval::scores::score_split(
-        run.model.as_ref(),
+        run.evaluator(),
         &split,
         16,
         profile.normalization,

@@ -99,6 +99,16 @@ fn simplenet_f32_logits_match_pytorch() {
     let logits = model.forward_t(&input(DType::F32), false).unwrap();
     let err = common::relative_max_error(&to_f32(&logits), &common::floats(&expected["logits"]));
     assert!(err < 1e-4, "f32 logits differ by {err:e}");
+    // The frozen inference path (evaluation, verdicts) equals PyTorch within the same bound.
+    match model.freeze().unwrap() {
+        Some(frozen) => {
+            let logits = frozen.logits(&input(DType::F32)).unwrap();
+            let err =
+                common::relative_max_error(&to_f32(&logits), &common::floats(&expected["logits"]));
+            assert!(err < 1e-4, "frozen f32 logits differ by {err:e}");
+        }
+        None => println!("notice: no AVX-512 here, SimpleNet's frozen path is not built"),
+    }
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn short_run_on_demo_data_learns_and_checkpoints_round_trip() {
     .unwrap();
     let norm = ModelKind::SimpleNet.normalization();
     let val = evaluate_split(
-        model.as_ref(),
+        fakelens::models::Evaluator::unfolded(model.as_ref()),
         &data.val,
         16,
         norm,

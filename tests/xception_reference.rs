@@ -77,6 +77,14 @@ fn eval_logits_match_pytorch_and_survive_a_checkpoint_round_trip() {
         let got = flat64(&model.forward_t(&x, false).unwrap());
         let err = common::relative_error_f64(&got, &want);
         assert!(err < 1e-3, "{name}: logits differ from PyTorch by {err:e}");
+        // The frozen inference path (batch norm folded) within the same bound.
+        let frozen = model.freeze().unwrap().expect("an f32 CPU model freezes");
+        let folded = flat64(&frozen.logits(&x).unwrap());
+        let err = common::relative_error_f64(&folded, &want);
+        assert!(
+            err < 1e-3,
+            "{name}: frozen logits differ from PyTorch by {err:e}"
+        );
 
         let path = dir.path().join(format!("{name}.safetensors"));
         model.params().save(&path).unwrap();

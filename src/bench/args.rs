@@ -36,9 +36,17 @@ pub struct BenchArgs {
     /// it is absent).
     #[arg(long, default_value = "../shared/datasets/lfw-faceswap")]
     pub data: PathBuf,
+    /// With `--suite`: only the inference rows against ONNX Runtime (skip the training,
+    /// explanation, matrix-peak and data rows).
+    #[arg(long)]
+    pub onnx_only: bool,
     /// With `--suite`: also write every figure to this JSON file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With `--mode eval`: time the model's own (unfolded) forward instead of the frozen
+    /// inference path that evaluation and verdicts run.
+    #[arg(long)]
+    pub unfolded: bool,
     /// Print the measurement as one JSON line too (the suite runs each row in a child
     /// process, so each peak memory is that row's alone).
     #[arg(long, hide = true)]

@@ -55,6 +55,7 @@ pub fn fakelens_throughput(
     batch_size: usize,
     steps: usize,
     device: &Device,
+    unfolded: bool,
 ) -> anyhow::Result<Measurement> {
     let model = models::build(kind, device, 0)?;
     let config = TrainConfig {
@@ -66,6 +67,11 @@ pub fn fakelens_throughput(
     let mut optimizer = match mode {
         BenchMode::Train => Some(Optimizer::new(model.params().vars(), &config)?),
         BenchMode::Eval | BenchMode::Saliency | BenchMode::Gradcam | BenchMode::Drop => None,
+    };
+    // Evaluation runs the frozen inference path where it exists, as `eval` and verdicts do.
+    let frozen = match mode {
+        BenchMode::Eval if !unfolded => model.freeze()?,
+        _ => None,
     };
     let batch = mode.batch(batch_size);
     let size = crate::data::profile::INPUT_SIZE;
@@ -81,9 +87,14 @@ pub fn fakelens_throughput(
                     optimizer.backward_step(&loss)?;
                 }
             }
-            BenchMode::Eval => {
-                model.forward_t(&images, false)?;
-            }
+            BenchMode::Eval => match &frozen {
+                Some(frozen) => {
+                    frozen.logits(&images)?;
+                }
+                None => {
+                    model.forward_t(&images, false)?;
+                }
+            },
             BenchMode::Saliency => {
                 let input = candle_core::Var::from_tensor(&images)?;
                 let fake = model

@@ -9,6 +9,7 @@ pub mod args;
 pub mod data;
 pub mod drop;
 pub mod measure;
+pub mod onnx;
 pub mod suite;
 
 pub use args::{BenchArgs, BenchMode};
@@ -53,7 +54,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let ours = fakelens_throughput(args.model, args.mode, args.batch_size, args.steps, &device)?;
+    let ours = fakelens_throughput(
+        args.model,
+        args.mode,
+        args.batch_size,
+        args.steps,
+        &device,
+        args.unfolded,
+    )?;
     print_row("fakelens", args.mode, &ours);
     if args.json {
         println!("{}", serde_json::to_string(&ours)?);

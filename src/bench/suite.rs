@@ -20,6 +20,7 @@ use super::measure::{
     Measurement, build_profile, open_device, pytorch_throughput, reference_device, run_reference,
     warn_if_debug_build,
 };
+use super::onnx::{OnnxRow, onnx_rows};
 use crate::config::ModelKind;
 
 /// Images through the data pipeline rows.
@@ -88,9 +89,34 @@ struct Report {
     gemm_gflops_pytorch: Option<f64>,
     peak_gflops: f64,
     rows: Vec<Row>,
-    data_root: PathBuf,
-    data_fakelens: DataThroughput,
+    onnx: Vec<OnnxRow>,
+    data_root: Option<PathBuf>,
+    data_fakelens: Option<DataThroughput>,
     data_pytorch: Option<serde_json::Value>,
+}
+
+impl Report {
+    /// The inference rows alone (`--onnx-only`).
+    fn onnx_only(
+        threads: usize,
+        device: String,
+        (gemm_ours, gemm_reference, peak): (f64, Option<f64>, f64),
+        onnx: Vec<OnnxRow>,
+    ) -> Report {
+        Report {
+            build_profile: build_profile(),
+            threads,
+            device,
+            gemm_gflops_fakelens: gemm_ours,
+            gemm_gflops_pytorch: gemm_reference,
+            peak_gflops: peak,
+            rows: Vec::new(),
+            onnx,
+            data_root: None,
+            data_fakelens: None,
+            data_pytorch: None,
+        }
+    }
 }
 
 /// The best of a few `GEMM_SIZE`² f32 products through Candle, in GFLOP/s.
@@ -210,12 +236,15 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
          GFLOP/s; peak = {peak:.1}",
         show(gemm_reference, 1)
     );
-    println!(
-        "{:<26} {:>13} {:>13} {:>7} {:>7} {:>9} {:>9}  target",
-        "row", "fakelens", "pytorch", "speed", "memory", "fl %peak", "pt %peak"
-    );
+    if !args.onnx_only {
+        println!(
+            "{:<26} {:>13} {:>13} {:>7} {:>7} {:>9} {:>9}  target",
+            "row", "fakelens", "pytorch", "speed", "memory", "fl %peak", "pt %peak"
+        );
+    }
     let mut rows = Vec::new();
-    for model in ModelKind::ALL {
+    let models: &[ModelKind] = if args.onnx_only { &[] } else { &ModelKind::ALL };
+    for &model in models {
         for mode in MODES {
             let steps = steps_for(model, mode);
             let batch = mode.batch(args.batch_size);
@@ -276,6 +305,11 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
             rows.push(row);
         }
     }
+    let onnx = onnx_rows(args)?;
+    if args.onnx_only {
+        let gemm = (gemm_ours, gemm_reference, peak);
+        return write_report(args, &Report::onnx_only(threads, device_name, gemm, onnx));
+    }
     let data_root = if args.data.join("train").is_dir() {
         args.data.clone()
     } else {
@@ -310,7 +344,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
         None
     };
     print_data(&data_fakelens, data_pytorch.as_ref(), &rows);
-    if let Some(out) = &args.out {
+    if args.out.is_some() {
         let report = Report {
             build_profile: build_profile(),
             threads,
@@ -319,11 +353,20 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
             gemm_gflops_pytorch: gemm_reference,
             peak_gflops: peak,
             rows,
-            data_root,
-            data_fakelens,
+            onnx,
+            data_root: Some(data_root),
+            data_fakelens: Some(data_fakelens),
             data_pytorch,
         };
-        crate::fsutil::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())
+        return write_report(args, &report);
+    }
+    Ok(())
+}
+
+/// Writes `report` to `--out` as JSON, if given.
+fn write_report(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::fsutil::write_atomic(out, serde_json::to_string_pretty(report)?.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
         println!("wrote {}", out.display());
     }

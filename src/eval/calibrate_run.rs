@@ -56,7 +56,10 @@ pub fn calibrate_run(
         return Err(CalibrateError::ReadOnly(run_dir.to_path_buf()));
     }
     let RunModel {
-        mut record, model, ..
+        mut record,
+        model,
+        frozen,
+        ..
     } = RunModel::load(run_dir, device)?;
     if record.status == crate::runs::RunStatus::Running {
         return Err(CalibrateError::Training(run_dir.to_path_buf()));
@@ -74,7 +77,7 @@ pub fn calibrate_run(
         progress,
     )?);
     let eval = evaluate_split_margins(
-        model.as_ref(),
+        crate::models::Evaluator::new(model.as_ref(), frozen.as_ref()),
         &val,
         16,
         profile.normalization,

@@ -9,7 +9,7 @@ use super::scores::ScoreError;
 use crate::data::PreparedSplit;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::profile::Normalization;
-use crate::models::Detector;
+use crate::models::Evaluator;
 
 /// Mean loss, accuracy and the share of images predicted fake.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,7 +40,7 @@ pub struct SplitEval {
 
 /// Evaluates `model` over `split`. Returns `Ok(None)` when cancelled.
 pub fn evaluate_split(
-    model: &dyn Detector,
+    model: Evaluator<'_>,
     split: &Arc<PreparedSplit>,
     batch_size: usize,
     norm: Normalization,
@@ -55,7 +55,7 @@ pub fn evaluate_split(
 /// [`evaluate_split`] with the margins and labels (for the temperature and threshold).
 /// `progress(images_done, images_total)` is called after every batch.
 pub fn evaluate_split_margins(
-    model: &dyn Detector,
+    model: Evaluator<'_>,
     split: &Arc<PreparedSplit>,
     batch_size: usize,
     norm: Normalization,
@@ -79,7 +79,7 @@ pub fn evaluate_split_margins(
             return Ok(None);
         }
         let (images, labels) = batch_tensors(&batch, device)?;
-        let logits = model.forward_t(&images, false)?;
+        let logits = model.logits(&images)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()?;
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&batch.labels) {

@@ -204,7 +204,7 @@ pub fn evaluate_loaded(
         let stage = format!("score {}", split.name());
         let started = Instant::now();
         let scores = score_split(
-            model.as_ref(),
+            run.evaluator(),
             &prepared,
             request.batch_size,
             profile.normalization,

@@ -14,7 +14,7 @@ use crate::data::PreparedSplit;
 use crate::data::loader::{BatchLoader, EpochPlan};
 use crate::data::profile::Normalization;
 use crate::eval::margins::batch_tensors;
-use crate::models::Detector;
+use crate::models::Evaluator;
 
 /// One image's scores.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -47,7 +47,7 @@ pub enum ScoreError {
 /// each batch.
 #[allow(clippy::too_many_arguments)]
 pub fn score_split(
-    model: &dyn Detector,
+    model: Evaluator<'_>,
     split: &Arc<PreparedSplit>,
     batch_size: usize,
     norm: Normalization,
@@ -71,7 +71,7 @@ pub fn score_split(
             return Err(ScoreError::Cancelled);
         }
         let (images, _) = batch_tensors(&batch, device)?;
-        let logits = model.forward_t(&images, false)?.to_vec2::<f32>()?;
+        let logits = model.logits(&images)?.to_vec2::<f32>()?;
         for ((&index, &label), l) in batch.indices.iter().zip(&batch.labels).zip(logits) {
             let path = split
                 .samples

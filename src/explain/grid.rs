@@ -54,7 +54,8 @@ pub fn grid_maps(
     let scores = if choice.pick.needs_scores() {
         let stop = AtomicBool::new(false);
         Some(crate::eval::scores::score_split(
-            job.model,
+            // The picks' ranking; the frozen copy is the loaded run's, not the job's.
+            crate::models::Evaluator::unfolded(job.model),
             job.split,
             16,
             job.norm,

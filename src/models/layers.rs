@@ -94,6 +94,27 @@ impl BatchNorm {
         self.forward_impl(x, train, Self::fused(x), false)
     }
 
+    /// The evaluation affine `y = x·scale + shift` (running statistics), in f64: what the
+    /// frozen path folds into the convolution before this layer.
+    pub(super) fn eval_affine(&self) -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
+        let f64_of = |t: &Tensor| t.detach().to_dtype(DType::F64)?.to_vec1::<f64>();
+        let (weight, bias) = (f64_of(&self.weight)?, f64_of(&self.bias)?);
+        let mean = f64_of(self.running_mean.as_tensor())?;
+        let var = f64_of(self.running_var.as_tensor())?;
+        let scale: Vec<f64> = weight
+            .iter()
+            .zip(&var)
+            .map(|(w, v)| w / (v + EPS).sqrt())
+            .collect();
+        let shift = bias
+            .iter()
+            .zip(&mean)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        Ok((scale, shift))
+    }
+
     /// `relu(bn(x))`, fused into the one op on the CPU (no separate ReLU node whose
     /// backward zero-fills, compares, converts and multiplies the whole activation).
     pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
@@ -186,8 +207,8 @@ impl BatchNorm {
 
 /// Depthwise 3×3 (padding 1) then pointwise 1×1, no biases.
 pub struct SeparableConv {
-    depthwise: Tensor,
-    pointwise: Tensor,
+    pub(super) depthwise: Tensor,
+    pub(super) pointwise: Tensor,
     no_bias: Tensor,
 }
 

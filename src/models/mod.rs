@@ -2,6 +2,7 @@
 //! layers reachable by a hook (for Grad-CAM), and its parameter store. The tensor ops they
 //! run on live in `crate::ops`; this module holds the detectors and their layers only.
 
+pub mod frozen;
 pub mod import;
 pub mod layers;
 pub mod params;
@@ -45,9 +46,49 @@ pub trait Detector: Send {
 
     fn params(&self) -> &Params;
 
+    /// A frozen copy for evaluation (`frozen.rs`), or `None` where the frozen path does not
+    /// run this model (off the CPU, not f32). Built from the current weights: rebuild it
+    /// after they change.
+    fn freeze(&self) -> candle_core::Result<Option<frozen::FrozenNet>> {
+        Ok(None)
+    }
+
     /// Number of trainable parameters.
     fn param_count(&self) -> usize {
         self.params().count()
+    }
+}
+
+/// A model as evaluation runs it: through its frozen copy where it has one (a loaded run),
+/// else through its own forward (a model being trained, whose weights change between
+/// evaluations).
+#[derive(Clone, Copy)]
+pub struct Evaluator<'a> {
+    model: &'a dyn Detector,
+    frozen: Option<&'a frozen::FrozenNet>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// `model`, evaluated through `frozen` when given (which must be frozen from it).
+    pub fn new(model: &'a dyn Detector, frozen: Option<&'a frozen::FrozenNet>) -> Self {
+        Evaluator { model, frozen }
+    }
+
+    /// `model` through its own forward.
+    pub fn unfolded(model: &'a dyn Detector) -> Self {
+        Evaluator::new(model, None)
+    }
+
+    pub fn model(&self) -> &'a dyn Detector {
+        self.model
+    }
+
+    /// Logits `[N, 2]` of a batch, without gradients.
+    pub fn logits(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self.frozen {
+            Some(frozen) if xs.device().is_cpu() && !xs.track_op() => frozen.logits(xs),
+            _ => self.model.forward_t(xs, false),
+        }
     }
 }
 

@@ -35,9 +35,9 @@ const POOL: PoolGeometry = PoolGeometry {
 pub(crate) const LAYERS: [&str; 6] = ["conv1", "conv2", "conv3", "fc1", "fc2", "fc3"];
 
 pub struct SimpleNet {
-    params: Params,
-    convs: Vec<(Tensor, Tensor)>,
-    fcs: Vec<candle_nn::Linear>,
+    pub(super) params: Params,
+    pub(super) convs: Vec<(Tensor, Tensor)>,
+    pub(super) fcs: Vec<candle_nn::Linear>,
 }
 
 impl SimpleNet {
@@ -119,5 +119,9 @@ impl Detector for SimpleNet {
 
     fn params(&self) -> &Params {
         &self.params
+    }
+
+    fn freeze(&self) -> candle_core::Result<Option<super::frozen::FrozenNet>> {
+        super::frozen::simplenet::freeze(self)
     }
 }

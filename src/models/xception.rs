@@ -86,16 +86,16 @@ impl XceptionSpec {
     }
 }
 
-enum Layer {
+pub(super) enum Layer {
     Relu,
     Separable(SeparableConv),
     Norm(BatchNorm),
     Pool(usize),
 }
 
-struct Block {
-    rep: Vec<Layer>,
-    skip: Option<(Tensor, Tensor, BatchNorm, usize)>,
+pub(super) struct Block {
+    pub(super) rep: Vec<Layer>,
+    pub(super) skip: Option<(Tensor, Tensor, BatchNorm, usize)>,
 }
 
 impl Block {
@@ -198,17 +198,17 @@ impl Block {
 /// Xception or LilXception, by preset.
 pub struct Xception {
     kind: ModelKind,
-    params: Params,
-    conv1: Tensor,
-    bn1: BatchNorm,
-    conv2: Tensor,
-    bn2: BatchNorm,
-    blocks: Vec<(&'static str, Block)>,
-    conv3: SeparableConv,
-    bn3: BatchNorm,
-    conv4: SeparableConv,
-    bn4: BatchNorm,
-    head: Vec<candle_nn::Linear>,
+    pub(super) params: Params,
+    pub(super) conv1: Tensor,
+    pub(super) bn1: BatchNorm,
+    pub(super) conv2: Tensor,
+    pub(super) bn2: BatchNorm,
+    pub(super) blocks: Vec<(&'static str, Block)>,
+    pub(super) conv3: SeparableConv,
+    pub(super) bn3: BatchNorm,
+    pub(super) conv4: SeparableConv,
+    pub(super) bn4: BatchNorm,
+    pub(super) head: Vec<candle_nn::Linear>,
     zeros: (Tensor, Tensor),
     layer_names: &'static [&'static str],
 }
@@ -319,5 +319,9 @@ impl Detector for Xception {
 
     fn params(&self) -> &Params {
         &self.params
+    }
+
+    fn freeze(&self) -> candle_core::Result<Option<super::frozen::FrozenNet>> {
+        super::frozen::xception::freeze(self)
     }
 }

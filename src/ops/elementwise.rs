@@ -40,6 +40,20 @@ pub fn add_bias<T: WithDType>(values: &mut [T], bias: T, relu: bool) {
     }
 }
 
+/// `v[i] = v[i] + bias + residual[i]`, clamped at zero if `relu` (the frozen path's
+/// epilogue of a folded convolution that closes a residual block).
+pub fn add_bias_residual(values: &mut [f32], bias: f32, residual: &[f32], relu: bool) {
+    if relu {
+        for (v, &r) in values.iter_mut().zip(residual) {
+            *v = (*v + bias + r).max(0.0);
+        }
+    } else {
+        for (v, &r) in values.iter_mut().zip(residual) {
+            *v = *v + bias + r;
+        }
+    }
+}
+
 /// `dx[i] = g[i]·scale`, and if `relu` zero where the forward output `y[i]` is not positive
 /// (PyTorch's ReLU backward: a NaN output passes no gradient).
 pub fn scale_gradient<T: WithDType>(dx: &mut [T], g: &[T], y: &[T], scale: T, relu: bool) {

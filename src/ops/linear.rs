@@ -99,6 +99,38 @@ fn dims(
     Ok((rows, m, k))
 }
 
+/// `y (rows × m) = x (rows × k) · Wᵀ + b` on plain f32 slices for a few rows, each weight
+/// row streamed once (the frozen inference path's head at small batches). `None` if a
+/// length does not fit.
+pub fn matvec_rows(
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    (m, k): (usize, usize),
+) -> Option<Vec<f32>> {
+    if x.len() != rows * k || w.len() != m * k || b.len() != m {
+        return None;
+    }
+    let mut yt = vec![0.0f32; m * rows];
+    yt.par_chunks_mut(OUTPUTS_PER_TASK * rows)
+        .zip(w.par_chunks(OUTPUTS_PER_TASK * k))
+        .for_each(|(yt, w)| {
+            for (y_o, w_o) in yt.chunks_mut(rows).zip(w.chunks(k)) {
+                for (y, x_n) in y_o.iter_mut().zip(x.chunks(k)) {
+                    *y = dot(w_o, x_n);
+                }
+            }
+        });
+    let mut y = vec![0.0f32; rows * m];
+    for (o, y_o) in yt.chunks(rows).enumerate() {
+        for (n, &v) in y_o.iter().enumerate() {
+            y[n * m + o] = v + b[o];
+        }
+    }
+    Some(y)
+}
+
 fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::cpu::available()

@@ -9,7 +9,8 @@ use image::RgbImage;
 
 use crate::data::decode::{normalize_into, resize_square};
 use crate::data::profile::{Framing, InputProfile};
-use crate::models::{self, Detector, ModelError};
+use crate::models::frozen::FrozenNet;
+use crate::models::{self, Detector, Evaluator, ModelError};
 use crate::runs::layout::CHECKPOINT_FILE;
 use crate::runs::record::{HistoryError, RunRecord};
 
@@ -29,6 +30,9 @@ pub struct RunModel {
     pub dir: PathBuf,
     pub record: RunRecord,
     pub model: Box<dyn Detector>,
+    /// The model's frozen inference copy (`models::frozen`), where the frozen path runs it;
+    /// built at load, as the checkpoint is, so a changed checkpoint means a new `RunModel`.
+    pub frozen: Option<FrozenNet>,
 }
 
 impl RunModel {
@@ -40,11 +44,18 @@ impl RunModel {
             return Err(LoadRunError::NoCheckpoint(checkpoint));
         }
         let model = models::load(record.model, &checkpoint, device)?;
+        let frozen = model.freeze().map_err(ModelError::from)?;
         Ok(RunModel {
             dir: dir.to_path_buf(),
             record,
             model,
+            frozen,
         })
+    }
+
+    /// The model as evaluation runs it (through the frozen copy where there is one).
+    pub fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator::new(self.model.as_ref(), self.frozen.as_ref())
     }
 
     /// `LilXception · lilxception-lfw` (model and run folder, as the run lists name runs).
@@ -74,7 +85,7 @@ impl RunModel {
 
     /// The model's logits `[real, fake]` of each image of a batch.
     pub fn logits(&self, images: &Tensor) -> candle_core::Result<Vec<[f32; 2]>> {
-        let logits = self.model.forward_t(images, false)?.to_vec2::<f32>()?;
+        let logits = self.evaluator().logits(images)?.to_vec2::<f32>()?;
         Ok(logits.iter().map(|l| [l[0], l[1]]).collect())
     }
 

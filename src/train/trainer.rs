@@ -471,6 +471,8 @@ impl Run<'_> {
                 };
                 progress(0, split.len());
                 let (size, device) = (config.batch_size, self.device);
+                // The weights change every epoch: no frozen copy.
+                let model = models::Evaluator::unfolded(model);
                 evaluate_split_margins(model, split, size, norm, device, cancel, &mut progress)
             };
             let Some(val_eval) = eval(&self.data.val, Split::Val)? else {

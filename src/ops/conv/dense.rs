@@ -157,6 +157,26 @@ fn col2im<T: WithDType>(col: &[T], d: &Dims, x: &mut [T]) {
     });
 }
 
+/// One image's im2col on plain slices, for the frozen inference path: `col` (patch ×
+/// pixels) from `x` (`c_in × h × w`) for a `k × k` kernel at `g`. Returns the output's
+/// `(oh, ow)`.
+pub fn im2col_image<T: WithDType>(
+    x: &[T],
+    (c_in, h, w): (usize, usize, usize),
+    k: usize,
+    g: ConvGeometry,
+    col: &mut Vec<T>,
+) -> candle_core::Result<(usize, usize)> {
+    let d = Dims::new(&[1, c_in, h, w], &[1, c_in, k, k], g)?;
+    if x.len() < d.in_plane() {
+        candle_core::bail!("im2col: {} values for a {c_in}x{h}x{w} image", x.len())
+    }
+    // Every value is written (`im2col` zeroes the buffer first when there is padding).
+    col.resize(d.patch() * d.out_hw(), T::from_f64(0.0));
+    im2col(x, &d, col);
+    Ok((d.oh, d.ow))
+}
+
 /// Threads for gemm inside one image: all of them when there are fewer images than threads.
 fn inner_threads(n: usize) -> usize {
     let threads = rayon::current_num_threads();

@@ -13,6 +13,7 @@
 use rayon::prelude::*;
 
 use crate::ops::conv::kernels::{FlatPlanes, correlate, correlate_dw};
+use crate::ops::cpu::float::CpuFloat;
 use crate::ops::elementwise::scale_shift;
 
 /// The sizes of one stride-1 convolution (NCHW input, OIHW weight).
@@ -75,6 +76,13 @@ fn pieces_per_image(images: usize) -> usize {
 /// at the padded width.
 fn pad_image(x: &[f32], d: &DirectDims, stride: usize) -> Vec<f32> {
     let mut planes = vec![0.0; d.c_in * stride];
+    pad_image_into(x, d, stride, &mut planes);
+    planes
+}
+
+/// [`pad_image`] into `planes` (`c_in × stride` values, any contents).
+fn pad_image_into(x: &[f32], d: &DirectDims, stride: usize, planes: &mut [f32]) {
+    planes.fill(0.0);
     for c in 0..d.c_in {
         for y in 0..d.h {
             let src = &x[(c * d.h + y) * d.w..(c * d.h + y + 1) * d.w];
@@ -82,7 +90,13 @@ fn pad_image(x: &[f32], d: &DirectDims, stride: usize) -> Vec<f32> {
             planes[start..start + d.w].copy_from_slice(src);
         }
     }
-    planes
+}
+
+thread_local! {
+    /// The wide output planes of the last image this thread convolved, reused by the next:
+    /// a fresh multi-megabyte buffer per image was a quarter of SimpleNet's evaluation
+    /// time in page faults.
+    static WIDE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Weights regrouped for the kernels: output channels in blocks of `OUT_BLOCK`, each block
@@ -151,18 +165,33 @@ pub fn forward_with<T: Send>(
     out.par_chunks_mut(per_image.max(1))
         .zip(x.par_chunks(d.c_in * d.h * d.w))
         .for_each(|(out, x)| {
-            let input = pad_image(x, d, stride);
-            let mut wide = vec![0.0; outs * plen];
-            correlate(
-                FlatPlanes::new(&input, ins, stride),
-                &offsets,
-                &wt,
-                &mut wide,
-                outs,
-                plen,
-                pieces_per_image(d.n),
-            );
-            epilogue(out, &wide, plen);
+            f32::with_scratch(d.c_in * stride, |input| {
+                pad_image_into(x, d, stride, input);
+                let mut image = |wide: &mut Vec<f32>| {
+                    // `correlate` writes every value of the planes.
+                    wide.resize(outs * plen, 0.0);
+                    correlate(
+                        FlatPlanes::new(input, ins, stride),
+                        &offsets,
+                        &wt,
+                        wide,
+                        outs,
+                        plen,
+                        pieces_per_image(d.n),
+                    );
+                    epilogue(out, wide, plen);
+                };
+                let reused = WIDE.try_with(|wide| match wide.try_borrow_mut() {
+                    Ok(mut wide) => {
+                        image(&mut wide);
+                        true
+                    }
+                    Err(_) => false,
+                });
+                if !matches!(reused, Ok(true)) {
+                    image(&mut Vec::new());
+                }
+            })
         });
 }
 

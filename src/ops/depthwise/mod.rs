@@ -426,6 +426,45 @@ fn grad_weight_channel<T: CpuFloat>(
     }
 }
 
+/// One image's depthwise convolution on plain f32 slices, for the frozen inference path:
+/// `y (c × oh × ow) = x ⋆ w` (`relu(x) ⋆ w` if `relu`), `x` being `c × h × w` and `w`
+/// `c × k × k`; the channels in parallel when `parallel`. Returns the output's `(oh, ow)`.
+/// The same plane loops as the op, so the values are the op's.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_image(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    weights: &[f32],
+    k: usize,
+    g: ConvGeometry,
+    relu: bool,
+    y: &mut [f32],
+    parallel: bool,
+) -> candle_core::Result<(usize, usize)> {
+    let d = Dims {
+        relu,
+        ..Dims::new(&[1, c, h, w], &[c, 1, k, k], g)?
+    };
+    if x.len() < c * d.plane() || weights.len() < c * k * k || y.len() < c * d.out_plane() {
+        candle_core::bail!("depthwise conv: buffers too small for {c}x{h}x{w}")
+    }
+    let kk = k * k;
+    let plane = |(ci, y): (usize, &mut [f32])| {
+        y.fill(0.0);
+        let x = &x[ci * d.plane()..][..d.plane()];
+        f32::with_scratch(d.hp() * d.wp(), |padded| {
+            forward_plane_wide(&d, x, &weights[ci * kk..][..kk], y, padded)
+        });
+    };
+    let y = &mut y[..c * d.out_plane()];
+    if parallel {
+        y.par_chunks_mut(d.out_plane()).enumerate().for_each(plane);
+    } else {
+        y.chunks_mut(d.out_plane()).enumerate().for_each(plane);
+    }
+    Ok((d.oh, d.ow))
+}
+
 /// Depthwise convolution with the fast CPU op, or composed from strided shifts elsewhere
 /// (same values; Candle's grouped convolution would run one convolution per channel).
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, g: ConvGeometry) -> candle_core::Result<Tensor> {

@@ -165,6 +165,64 @@ fn pool_forward<T: CpuFloat>(
     ))
 }
 
+/// One image's max-pool on plain f32 slices plus a residual, for the frozen inference path:
+/// `y = maxpool(x) + add` (`x` is `c × h × w`, `add` and `y` are `c × oh × ow`), the
+/// channels in parallel when `parallel`. The window maxima are the op's (NaN wins).
+/// Returns `(oh, ow)`.
+pub fn max_pool_add_image(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    g: PoolGeometry,
+    add: &[f32],
+    y: &mut [f32],
+    parallel: bool,
+) -> candle_core::Result<(usize, usize)> {
+    let d = Dims::new(&[1, c, h, w], g)?;
+    let out_plane = d.oh * d.ow;
+    if x.len() < c * h * w || add.len() < c * out_plane || y.len() < c * out_plane {
+        candle_core::bail!("max_pool2d: buffers too small for {c}x{h}x{w}")
+    }
+    // As `pool_forward`: the window rows' maximum per column (a vectorised pass), then
+    // the window columns' maximum of that.
+    let plane = |((y, add), plane): ((&mut [f32], &[f32]), &[f32])| {
+        let mut column_max = vec![0.0f32; d.w];
+        for (oy, (y_row, add_row)) in y.chunks_mut(d.ow).zip(add.chunks(d.ow)).enumerate() {
+            let rows = d.window(oy, d.h);
+            column_max.copy_from_slice(&plane[rows.start * d.w..][..d.w]);
+            for row in rows.skip(1) {
+                for (m, &v) in column_max.iter_mut().zip(&plane[row * d.w..][..d.w]) {
+                    *m = max_nan(*m, v);
+                }
+            }
+            for (ox, (out, &a)) in y_row.iter_mut().zip(add_row).enumerate() {
+                let columns = d.window(ox, d.w);
+                let mut m = column_max[columns.start];
+                for &v in &column_max[columns.start + 1..columns.end] {
+                    m = max_nan(m, v);
+                }
+                *out = m + a;
+            }
+        }
+    };
+    let (y, add, x) = (
+        &mut y[..c * out_plane],
+        &add[..c * out_plane],
+        &x[..c * h * w],
+    );
+    if parallel {
+        y.par_chunks_mut(out_plane)
+            .zip(add.par_chunks(out_plane))
+            .zip(x.par_chunks(h * w))
+            .for_each(plane);
+    } else {
+        y.chunks_mut(out_plane)
+            .zip(add.chunks(out_plane))
+            .zip(x.chunks(h * w))
+            .for_each(plane);
+    }
+    Ok((d.oh, d.ow))
+}
+
 type Part<'a> = (&'a CpuStorage, &'a Layout);
 
 #[allow(clippy::eq_op)]

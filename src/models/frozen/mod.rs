@@ -1,0 +1,307 @@
+//! The frozen inference form of a loaded detector: what evaluation, verdicts and an
+//! explanation's probability run on the CPU. Prepared once from the model's weights, never
+//! writing them: every batch norm folded into the convolution before it (`w·scale`, bias
+//! `shift`), the 1×1 weights packed once into the product kernel's panels, and bias, ReLU
+//! and the residual add applied while a product's output is in cache. A batch runs image by
+//! image (one image per thread, its activations reused from a scratch pool, so no op
+//! allocates or zeroes fresh pages); one image runs each op on every thread. No autograd:
+//! saliency and Grad-CAM keep the model's own (unfolded) forward, whose graph they need.
+//!
+//! Values equal the unfolded forward's within float32 rounding (the folded products round
+//! differently): `tests/frozen_inference.rs` states the tolerance.
+
+pub mod simplenet;
+pub mod xception;
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use crate::ops::cpu::gemm::{MatRef, matmul};
+use crate::ops::elementwise::{add_bias, add_bias_residual};
+use crate::ops::pointwise::{Lhs, PackedLhs};
+
+/// A detector's frozen copy (see the module docs).
+pub struct FrozenNet {
+    plan: Plan,
+}
+
+pub(crate) enum Plan {
+    SimpleNet(simplenet::FrozenSimpleNet),
+    Xception(Box<xception::FrozenXception>),
+}
+
+impl FrozenNet {
+    pub(crate) fn new(plan: Plan) -> FrozenNet {
+        FrozenNet { plan }
+    }
+
+    /// Logits `[N, 2]` of an NCHW batch (f32 on the CPU), as `forward_t(images, false)`
+    /// gives them within float32 rounding.
+    pub fn logits(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+        let (n, c, h, w) = images.dims4()?;
+        let images = images.to_dtype(DType::F32)?.contiguous()?;
+        let (storage, layout) = images.storage_and_layout();
+        let values = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((start, end))) => {
+                &v[start..end]
+            }
+            _ => candle_core::bail!("frozen forward: the images are not f32 on the CPU"),
+        };
+        let logits = match &self.plan {
+            Plan::SimpleNet(net) => net.forward(values, n, (c, h, w))?,
+            Plan::Xception(net) => net.forward(values, n, (c, h, w))?,
+        };
+        drop(storage);
+        Tensor::from_vec(logits, (n, 2), &Device::Cpu)?.to_device(images.device())
+    }
+}
+
+/// Whether a model's weights can be frozen: f32 values on the CPU.
+pub(crate) fn freezable(params: &super::Params) -> bool {
+    params.device().is_cpu() && params.dtype() == DType::F32
+}
+
+/// A tensor's values as f32 (a frozen copy, detached from the model's parameter).
+pub(crate) fn values_of(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
+/// A convolution weight (`rows` output channels × `cols` inputs·taps) with the batch norm
+/// after it folded in, and packed once for the product kernel where it runs.
+pub(crate) struct FoldedWeight {
+    values: Vec<f32>,
+    bias: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    packed: Option<PackedLhs>,
+}
+
+impl FoldedWeight {
+    /// `w · scale[o]` and bias `shift[o] + scale[o]·bias[o]` for the layer `y = w·x + bias`
+    /// followed by `y·scale + shift`.
+    pub(crate) fn fold(
+        w: Vec<f32>,
+        bias: Option<&[f32]>,
+        (rows, cols): (usize, usize),
+        (scale, shift): (&[f64], &[f64]),
+        pack: bool,
+    ) -> candle_core::Result<FoldedWeight> {
+        if w.len() != rows * cols || scale.len() != rows || shift.len() != rows {
+            candle_core::bail!(
+                "folding {} weights into {rows}x{cols} with {} batch-norm channels",
+                w.len(),
+                scale.len()
+            )
+        }
+        let mut values = w;
+        for (row, &s) in values.chunks_mut(cols).zip(scale) {
+            for v in row {
+                *v = (f64::from(*v) * s) as f32;
+            }
+        }
+        let bias = (0..rows)
+            .map(|o| (shift[o] + scale[o] * bias.map_or(0.0, |b| f64::from(b[o]))) as f32)
+            .collect();
+        Ok(FoldedWeight::new(values, bias, (rows, cols), pack))
+    }
+
+    /// A weight with its own bias (nothing folded); packed for the 1×1 product kernel if
+    /// `pack` (the spatial convs' im2col products, few rows and many pixels, run faster on
+    /// the general blocked product, as in the unfolded op).
+    pub(crate) fn new(
+        values: Vec<f32>,
+        bias: Vec<f32>,
+        (rows, cols): (usize, usize),
+        pack: bool,
+    ) -> Self {
+        let packed = (pack && crate::ops::cpu::available())
+            .then(|| PackedLhs::pack(&values, rows, cols, cols, 1))
+            .flatten();
+        // Packed, the plain copy would only double the memory the frozen copy holds.
+        let values = if packed.is_some() { Vec::new() } else { values };
+        FoldedWeight {
+            values,
+            bias,
+            rows,
+            cols,
+            packed,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// `out (rows × n) = act(w · rhs + bias [+ residual])`, `rhs` being `cols × n`.
+    pub(crate) fn apply(
+        &self,
+        rhs: &[f32],
+        n: usize,
+        out: &mut Vec<f32>,
+        relu: bool,
+        residual: Option<&[f32]>,
+        threads: usize,
+    ) -> candle_core::Result<()> {
+        out.resize(self.rows * n, 0.0);
+        if rhs.len() < self.cols * n || residual.is_some_and(|r| r.len() < self.rows * n) {
+            candle_core::bail!("frozen product: operand too small for {}x{n}", self.cols)
+        }
+        let done = self.packed.as_ref().is_some_and(|packed| {
+            crate::ops::pointwise::product(Lhs::Packed(packed), rhs, n, n, out, n, false, threads)
+        });
+        if !done {
+            if self.values.is_empty() {
+                candle_core::bail!(
+                    "frozen product: the packed kernel refused {}x{n}",
+                    self.cols
+                )
+            }
+            let lhs = MatRef::row_major(&self.values, self.rows, self.cols);
+            matmul(
+                out,
+                lhs,
+                MatRef::row_major(rhs, self.cols, n),
+                false,
+                threads,
+            )
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        }
+        let each = |(o, (plane, &bias)): (usize, (&mut [f32], &f32))| match residual {
+            Some(r) => add_bias_residual(plane, bias, &r[o * n..][..n], relu),
+            None => add_bias(plane, bias, relu),
+        };
+        let out = &mut out[..self.rows * n];
+        if threads > 1 {
+            out.par_chunks_mut(n.max(1))
+                .zip(self.bias.par_iter())
+                .enumerate()
+                .for_each(each);
+        } else {
+            out.chunks_mut(n.max(1))
+                .zip(self.bias.iter())
+                .enumerate()
+                .for_each(each);
+        }
+        Ok(())
+    }
+}
+
+/// The fully connected head: `relu` between layers, none after the last.
+pub(crate) struct Head {
+    layers: Vec<(Vec<f32>, Vec<f32>, usize, usize)>,
+}
+
+impl Head {
+    /// From `(weight m×k, bias m)` tensor pairs, input to output.
+    pub(crate) fn new(layers: &[candle_nn::Linear]) -> candle_core::Result<Head> {
+        let mut out = Vec::new();
+        for fc in layers {
+            let (m, k) = fc.weight().dims2()?;
+            let bias = match fc.bias() {
+                Some(b) => values_of(b)?,
+                None => vec![0.0; m],
+            };
+            out.push((values_of(fc.weight())?, bias, m, k));
+        }
+        Ok(Head { layers: out })
+    }
+
+    /// The logits of `rows` feature rows.
+    pub(crate) fn forward(&self, features: Vec<f32>, rows: usize) -> candle_core::Result<Vec<f32>> {
+        let mut x = features;
+        let threads = rayon::current_num_threads();
+        for (i, (w, b, m, k)) in self.layers.iter().enumerate() {
+            let small = rows <= crate::ops::linear::MAX_ROWS;
+            let matvec = small
+                .then(|| crate::ops::linear::matvec_rows(&x, rows, w, b, (*m, *k)))
+                .flatten();
+            let mut y = match matvec {
+                Some(y) => y,
+                None => {
+                    if x.len() != rows * k {
+                        candle_core::bail!("frozen head: {} features for {rows}x{k}", x.len())
+                    }
+                    let mut y = vec![0.0f32; rows * m];
+                    let wt = MatRef::transposed(w, *m, *k);
+                    matmul(&mut y, MatRef::row_major(&x, rows, *k), wt, false, threads)
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    for row in y.chunks_mut(*m) {
+                        for (v, &bias) in row.iter_mut().zip(b) {
+                            *v += bias;
+                        }
+                    }
+                    y
+                }
+            };
+            if i + 1 < self.layers.len() {
+                for v in &mut y {
+                    *v = v.max(0.0);
+                }
+            }
+            x = y;
+        }
+        Ok(x)
+    }
+}
+
+/// Reused per-image buffers: taken by an image's pass, returned after it, so that a batch
+/// allocates (and the OS zeroes) each buffer once per thread, not once per op.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub(crate) buffers: [Vec<f32>; 5],
+}
+
+#[derive(Default)]
+pub(crate) struct ScratchPool(Mutex<Vec<Scratch>>);
+
+impl ScratchPool {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        let taken = self.0.lock().ok().and_then(|mut pool| pool.pop());
+        let mut scratch = taken.unwrap_or_default();
+        let result = f(&mut scratch);
+        // A pass swaps the buffers between roles, so each must hold the largest activation:
+        // grown once here, never reallocated (and its pages never faulted in) again.
+        let largest = scratch.buffers.iter().map(Vec::capacity).max().unwrap_or(0);
+        for buffer in &mut scratch.buffers {
+            buffer.reserve(largest.saturating_sub(buffer.len()));
+        }
+        if let Ok(mut pool) = self.0.lock() {
+            pool.push(scratch);
+        }
+        result
+    }
+}
+
+/// One image's pass: its values, its scratch and the threads it may use, to its features.
+pub(crate) type ImagePass<'a> =
+    dyn Fn(&[f32], &mut Scratch, usize) -> candle_core::Result<Vec<f32>> + Sync + 'a;
+
+/// Runs `image(x, scratch, threads)` on each image of a batch and concatenates the
+/// feature rows it returns: one image per thread when the batch fills the threads, else
+/// each image on all of them.
+pub(crate) fn per_image(
+    values: &[f32],
+    n: usize,
+    pool: &ScratchPool,
+    image: &ImagePass<'_>,
+) -> candle_core::Result<Vec<f32>> {
+    if n == 0 || !values.len().is_multiple_of(n) {
+        candle_core::bail!("frozen forward: {} values for {n} images", values.len())
+    }
+    let per = values.len() / n;
+    let threads = rayon::current_num_threads();
+    let rows: Vec<Vec<f32>> = if n >= threads && threads > 1 {
+        values
+            .par_chunks(per)
+            .map(|x| pool.with(|s| image(x, s, 1)))
+            .collect::<candle_core::Result<_>>()?
+    } else {
+        values
+            .chunks(per)
+            .map(|x| pool.with(|s| image(x, s, threads)))
+            .collect::<candle_core::Result<_>>()?
+    };
+    Ok(rows.concat())
+}

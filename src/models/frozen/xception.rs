@@ -1,0 +1,304 @@
+//! Xception and LilXception frozen: the entry convs with `bn1`/`bn2` folded, each block's
+//! separable convs with the batch norm after each folded into its pointwise weight, the
+//! strided blocks' `skip` 1×1 conv with `skipbn` folded, the exit convs with `bn3`/`bn4`
+//! folded and their ReLU in the product's epilogue. A block's ReLUs before a separable conv
+//! are read by its depthwise loop; a stride-1 block adds its input in the last product's
+//! epilogue, a strided one in the pool's.
+
+use super::{FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, values_of};
+use crate::models::layers::SeparableConv;
+use crate::models::xception::{Block, Layer, Xception};
+use crate::ops::conv::dense::im2col_image;
+use crate::ops::depthwise::forward_image as depthwise_image;
+use crate::ops::geometry::{ConvGeometry, PoolGeometry};
+use crate::ops::pool::max_pool_add_image;
+
+/// `pointwise(depthwise(relu?(x)))` with the following batch norm folded in.
+struct FrozenSeparable {
+    depthwise: Vec<f32>,
+    pointwise: FoldedWeight,
+    relu_first: bool,
+}
+
+impl FrozenSeparable {
+    fn new(
+        conv: &SeparableConv,
+        norm: &crate::models::layers::BatchNorm,
+        relu_first: bool,
+    ) -> candle_core::Result<Self> {
+        let (c_out, c_in, _, _) = conv.pointwise.dims4()?;
+        let (scale, shift) = norm.eval_affine()?;
+        Ok(FrozenSeparable {
+            depthwise: values_of(&conv.depthwise)?,
+            pointwise: FoldedWeight::fold(
+                values_of(&conv.pointwise)?,
+                None,
+                (c_out, c_in),
+                (&scale, &shift),
+                true,
+            )?,
+            relu_first,
+        })
+    }
+
+    /// `out = act(self(x) [+ residual])` for `x` of `(c, h, w)`; `dw` is scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        x: &[f32],
+        (c, h, w): (usize, usize, usize),
+        dw: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+        relu: bool,
+        residual: Option<&[f32]>,
+        threads: usize,
+    ) -> candle_core::Result<(usize, usize, usize)> {
+        dw.resize(c * h * w, 0.0);
+        let same = ConvGeometry {
+            stride: 1,
+            padding: 1,
+        };
+        let (oh, ow) = depthwise_image(
+            x,
+            (c, h, w),
+            &self.depthwise,
+            3,
+            same,
+            self.relu_first,
+            dw,
+            threads > 1,
+        )?;
+        self.pointwise
+            .apply(dw, oh * ow, out, relu, residual, threads)?;
+        Ok((self.pointwise.rows(), oh, ow))
+    }
+}
+
+struct FrozenBlock {
+    rep: Vec<FrozenSeparable>,
+    pool_stride: Option<usize>,
+    skip: Option<(FoldedWeight, usize)>,
+}
+
+impl FrozenBlock {
+    fn new(block: &Block) -> candle_core::Result<FrozenBlock> {
+        let (mut rep, mut relu_pending, mut pool_stride) = (Vec::new(), false, None);
+        let mut conv: Option<&SeparableConv> = None;
+        for layer in &block.rep {
+            match layer {
+                Layer::Relu => relu_pending = true,
+                Layer::Separable(c) => conv = Some(c),
+                Layer::Norm(bn) => {
+                    let Some(c) = conv.take() else {
+                        candle_core::bail!("frozen Xception: a batch norm without its conv")
+                    };
+                    rep.push(FrozenSeparable::new(
+                        c,
+                        bn,
+                        std::mem::take(&mut relu_pending),
+                    )?);
+                }
+                Layer::Pool(stride) => pool_stride = Some(*stride),
+            }
+        }
+        if relu_pending || conv.is_some() {
+            candle_core::bail!("frozen Xception: a block that does not end in a batch norm")
+        }
+        let skip = match &block.skip {
+            Some((w, _, bn, stride)) => {
+                let (c_out, c_in, _, _) = w.dims4()?;
+                let (scale, shift) = bn.eval_affine()?;
+                let folded =
+                    FoldedWeight::fold(values_of(w)?, None, (c_out, c_in), (&scale, &shift), true)?;
+                Some((folded, *stride))
+            }
+            None => None,
+        };
+        Ok(FrozenBlock {
+            rep,
+            pool_stride,
+            skip,
+        })
+    }
+
+    /// The block on `s.buffers[0]` (of `shape`), its output left there.
+    fn apply(
+        &self,
+        s: &mut Scratch,
+        shape: (usize, usize, usize),
+        threads: usize,
+    ) -> candle_core::Result<(usize, usize, usize)> {
+        let [input, x, y, dw, skip] = &mut s.buffers;
+        let residual_in_epilogue = self.pool_stride.is_none() && self.skip.is_none();
+        let mut at = shape;
+        for (i, conv) in self.rep.iter().enumerate() {
+            let last = i + 1 == self.rep.len();
+            let residual = (last && residual_in_epilogue).then_some(&input[..]);
+            let src: &[f32] = if i == 0 { input } else { x };
+            at = conv.apply(src, at, dw, y, false, residual, threads)?;
+            std::mem::swap(x, y);
+        }
+        let (c, h, w) = at;
+        // The branch added to the rep's output: the input, or its strided 1×1 projection.
+        let mut skip_shape = shape;
+        if let Some((weight, stride)) = &self.skip {
+            let (ci, hi, wi) = shape;
+            let (oh, ow) = ((hi - 1) / stride + 1, (wi - 1) / stride + 1);
+            dw.clear();
+            for plane in input.chunks(hi * wi).take(ci) {
+                for row in plane.chunks(wi).step_by(*stride).take(oh) {
+                    dw.extend(row.iter().step_by(*stride).take(ow));
+                }
+            }
+            weight.apply(dw, oh * ow, skip, false, None, threads)?;
+            skip_shape = (weight.rows(), oh, ow);
+        }
+        let branch: &[f32] = if self.skip.is_some() { skip } else { input };
+        match self.pool_stride {
+            Some(stride) => {
+                let g = PoolGeometry {
+                    kernel: 3,
+                    stride,
+                    padding: 1,
+                };
+                y.resize(skip_shape.0 * skip_shape.1 * skip_shape.2, 0.0);
+                let (oh, ow) = max_pool_add_image(x, at, g, branch, y, threads > 1)?;
+                if (c, oh, ow) != skip_shape {
+                    candle_core::bail!("frozen Xception: pooled {c}x{oh}x{ow}, skip {skip_shape:?}")
+                }
+                std::mem::swap(input, y);
+                Ok((c, oh, ow))
+            }
+            None => {
+                if !residual_in_epilogue {
+                    if skip_shape != at {
+                        candle_core::bail!("frozen Xception: block {at:?}, skip {skip_shape:?}")
+                    }
+                    for (v, &b) in x.iter_mut().zip(branch.iter()) {
+                        *v += b;
+                    }
+                }
+                std::mem::swap(input, x);
+                Ok((c, h, w))
+            }
+        }
+    }
+}
+
+/// A dense convolution (im2col + product) with its batch norm folded and a ReLU after.
+struct FrozenConv {
+    weight: FoldedWeight,
+    k: usize,
+    geometry: ConvGeometry,
+}
+
+impl FrozenConv {
+    fn new(
+        w: &candle_core::Tensor,
+        norm: &crate::models::layers::BatchNorm,
+        geometry: ConvGeometry,
+    ) -> candle_core::Result<Self> {
+        let (c_out, c_in, k, _) = w.dims4()?;
+        let (scale, shift) = norm.eval_affine()?;
+        Ok(FrozenConv {
+            weight: FoldedWeight::fold(
+                values_of(w)?,
+                None,
+                (c_out, c_in * k * k),
+                (&scale, &shift),
+                k == 1,
+            )?,
+            k,
+            geometry,
+        })
+    }
+
+    fn apply(
+        &self,
+        x: &[f32],
+        shape: (usize, usize, usize),
+        col: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+        threads: usize,
+    ) -> candle_core::Result<(usize, usize, usize)> {
+        let (oh, ow) = im2col_image(x, shape, self.k, self.geometry, col)?;
+        self.weight.apply(col, oh * ow, out, true, None, threads)?;
+        Ok((self.weight.rows(), oh, ow))
+    }
+}
+
+pub(crate) struct FrozenXception {
+    conv1: FrozenConv,
+    conv2: FrozenConv,
+    blocks: Vec<FrozenBlock>,
+    conv3: FrozenSeparable,
+    conv4: FrozenSeparable,
+    head: Head,
+    scratch: ScratchPool,
+}
+
+impl FrozenXception {
+    /// The pooled features of one image (`c × h × w` values).
+    fn features(
+        &self,
+        x: &[f32],
+        shape: (usize, usize, usize),
+        s: &mut Scratch,
+        threads: usize,
+    ) -> candle_core::Result<Vec<f32>> {
+        let mut col = std::mem::take(&mut s.buffers[3]);
+        let mut a = std::mem::take(&mut s.buffers[1]);
+        let at = self.conv1.apply(x, shape, &mut col, &mut a, threads)?;
+        let at = self
+            .conv2
+            .apply(&a, at, &mut col, &mut s.buffers[0], threads)?;
+        s.buffers[1] = a;
+        s.buffers[3] = col;
+        let mut at = at;
+        for block in &self.blocks {
+            at = block.apply(s, at, threads)?;
+        }
+        let [input, x, _, dw, _] = &mut s.buffers;
+        let at = self.conv3.apply(input, at, dw, x, true, None, threads)?;
+        let (c, h, w) = self.conv4.apply(x, at, dw, input, true, None, threads)?;
+        let plane = (h * w).max(1);
+        Ok(input[..c * plane]
+            .chunks(plane)
+            .map(|p| (p.iter().map(|&v| f64::from(v)).sum::<f64>() / plane as f64) as f32)
+            .collect())
+    }
+
+    pub(crate) fn forward(
+        &self,
+        values: &[f32],
+        n: usize,
+        shape: (usize, usize, usize),
+    ) -> candle_core::Result<Vec<f32>> {
+        let features = per_image(values, n, &self.scratch, &|x, s, threads| {
+            self.features(x, shape, s, threads)
+        })?;
+        self.head.forward(features, n)
+    }
+}
+
+/// The frozen copy of `model`, or `None` where the frozen path does not run it.
+pub(crate) fn freeze(model: &Xception) -> candle_core::Result<Option<super::FrozenNet>> {
+    if !freezable(&model.params) {
+        return Ok(None);
+    }
+    let g = |stride| ConvGeometry { stride, padding: 0 };
+    let net = FrozenXception {
+        conv1: FrozenConv::new(&model.conv1, &model.bn1, g(2))?,
+        conv2: FrozenConv::new(&model.conv2, &model.bn2, g(1))?,
+        blocks: model
+            .blocks
+            .iter()
+            .map(|(_, b)| FrozenBlock::new(b))
+            .collect::<candle_core::Result<_>>()?,
+        conv3: FrozenSeparable::new(&model.conv3, &model.bn3, false)?,
+        conv4: FrozenSeparable::new(&model.conv4, &model.bn4, false)?,
+        head: Head::new(&model.head)?,
+        scratch: ScratchPool::default(),
+    };
+    Ok(Some(super::FrozenNet::new(Plan::Xception(Box::new(net)))))
+}
