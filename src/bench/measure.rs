@@ -231,3 +231,51 @@ pub fn warn_if_debug_build() {
         );
     }
 }
+
+/// The faster of two measurements of one side, with the larger of their peak memories.
+pub(crate) fn faster(kept: Option<Measurement>, new: Measurement) -> Measurement {
+    let Some(kept) = kept else { return new };
+    let peak_rss_mib = match (kept.peak_rss_mib, new.peak_rss_mib) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let best = if new.images_per_sec > kept.images_per_sec {
+        new
+    } else {
+        kept
+    };
+    Measurement {
+        peak_rss_mib,
+        ..best
+    }
+}
+
+/// One FakeLens row, measured by this program in a child process.
+pub(crate) fn child_measurement(
+    args: &BenchArgs,
+    model: ModelKind,
+    mode: BenchMode,
+    batch_size: usize,
+    steps: usize,
+) -> anyhow::Result<Measurement> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let output = Command::new(&exe)
+        .args(["bench", "--model", model.name(), "--mode", mode.name()])
+        .args(["--batch-size", &batch_size.to_string()])
+        .args(["--steps", &steps.to_string()])
+        .args(["--device", &format!("{:?}", args.device).to_lowercase()])
+        .args(["--python", "none", "--json"])
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        anyhow::bail!(
+            "the {} {} row failed: {}",
+            model.label(),
+            mode.name(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let last = stdout.lines().last().unwrap_or("");
+    Measurement::from_json(&serde_json::from_str(last).context("reading the row's JSON")?)
+}

@@ -5,12 +5,8 @@
 //! count (`benches/reference/onnx_eval.py`). Both sides alternate for a few rounds and keep
 //! their faster one, as the machine's speed drifts over minutes.
 
-use std::process::Command;
-
-use anyhow::Context;
-
-use super::args::BenchArgs;
-use super::measure::{Measurement, run_reference};
+use super::args::{BenchArgs, BenchMode};
+use super::measure::{Measurement, child_measurement, faster, run_reference};
 use crate::config::ModelKind;
 
 /// Alternating rounds per row.
@@ -43,46 +39,6 @@ fn steps_for(model: ModelKind, batch: usize) -> usize {
     }
 }
 
-/// FakeLens' evaluation of `model` at `batch`, measured in a child process.
-fn fakelens_row(model: ModelKind, batch: usize, steps: usize) -> anyhow::Result<Measurement> {
-    let exe = std::env::current_exe().context("finding this program")?;
-    let output = Command::new(&exe)
-        .args(["bench", "--model", model.name(), "--mode", "eval"])
-        .args(["--batch-size", &batch.to_string()])
-        .args(["--steps", &steps.to_string()])
-        .args(["--python", "none", "--json"])
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "the {} eval row at batch {batch} failed: {}",
-            model.label(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or("");
-    Measurement::from_json(&serde_json::from_str(last).context("reading the row's JSON")?)
-}
-
-/// The faster of two measurements, with the larger of their peak memories.
-fn faster(kept: Option<Measurement>, new: Measurement) -> Measurement {
-    let Some(kept) = kept else { return new };
-    let peak_rss_mib = match (kept.peak_rss_mib, new.peak_rss_mib) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let best = if new.images_per_sec > kept.images_per_sec {
-        new
-    } else {
-        kept
-    };
-    Measurement {
-        peak_rss_mib,
-        ..best
-    }
-}
-
 /// Every model at the batch size and at one image; rows ONNX Runtime could not run keep
 /// FakeLens' figure and say why once.
 pub fn onnx_rows(args: &BenchArgs) -> anyhow::Result<Vec<OnnxRow>> {
@@ -99,7 +55,10 @@ pub fn onnx_rows(args: &BenchArgs) -> anyhow::Result<Vec<OnnxRow>> {
             let steps = steps_for(model, batch);
             let (mut ours, mut theirs) = (None, None);
             for _ in 0..ROUNDS {
-                ours = Some(faster(ours, fakelens_row(model, batch, steps)?));
+                ours = Some(faster(
+                    ours,
+                    child_measurement(args, model, BenchMode::Eval, batch, steps)?,
+                ));
                 if !with_python || reference_failed {
                     continue;
                 }

@@ -8,7 +8,6 @@
 //! step's floating-point operations.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -17,8 +16,8 @@ use candle_core::{Device, Tensor};
 use super::args::{BenchArgs, BenchMode};
 use super::data::{DataThroughput, data_throughput};
 use super::measure::{
-    Measurement, build_profile, open_device, pytorch_throughput, reference_device, run_reference,
-    warn_if_debug_build,
+    Measurement, build_profile, child_measurement, faster, open_device, pytorch_throughput,
+    reference_device, run_reference, warn_if_debug_build,
 };
 use super::onnx::{OnnxRow, onnx_rows};
 use crate::config::ModelKind;
@@ -136,53 +135,6 @@ fn fakelens_gemm_gflops(device: &Device) -> anyhow::Result<f64> {
 /// Rounds of each one-image row (alternating FakeLens and PyTorch; the faster round counts).
 const SINGLE_IMAGE_ROUNDS: usize = 2;
 
-/// The faster of two measurements of one side, with the larger of their peak memories.
-fn faster(kept: Option<Measurement>, new: Measurement) -> Measurement {
-    let Some(kept) = kept else { return new };
-    let peak_rss_mib = match (kept.peak_rss_mib, new.peak_rss_mib) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let best = if new.images_per_sec > kept.images_per_sec {
-        new
-    } else {
-        kept
-    };
-    Measurement {
-        peak_rss_mib,
-        ..best
-    }
-}
-
-/// One FakeLens row, measured by this program in a child process.
-fn child_measurement(
-    args: &BenchArgs,
-    model: ModelKind,
-    mode: BenchMode,
-    steps: usize,
-) -> anyhow::Result<Measurement> {
-    let exe = std::env::current_exe().context("finding this program")?;
-    let output = Command::new(&exe)
-        .args(["bench", "--model", model.name(), "--mode", mode.name()])
-        .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--steps", &steps.to_string()])
-        .args(["--device", &format!("{:?}", args.device).to_lowercase()])
-        .args(["--python", "none", "--json"])
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        anyhow::bail!(
-            "the {} {} row failed: {}",
-            model.label(),
-            mode.name(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let last = stdout.lines().last().unwrap_or("");
-    Measurement::from_json(&serde_json::from_str(last).context("reading the row's JSON")?)
-}
-
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?)
 }
@@ -260,7 +212,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
             for _ in 0..rounds {
                 fakelens = Some(faster(
                     fakelens,
-                    child_measurement(args, model, mode, steps)?,
+                    child_measurement(args, model, mode, args.batch_size, steps)?,
                 ));
                 if !with_python {
                     continue;
