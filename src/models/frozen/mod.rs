@@ -134,6 +134,15 @@ impl FoldedWeight {
         self.rows
     }
 
+    pub(crate) fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// The folded values (`rows × cols`); empty when packed.
+    pub(crate) fn values(&self) -> &[f32] {
+        &self.values
+    }
+
     /// `out (rows × n) = act(w · rhs + bias [+ residual])`, `rhs` being `cols × n`.
     pub(crate) fn apply(
         &self,

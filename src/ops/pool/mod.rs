@@ -194,6 +194,21 @@ pub fn max_pool_add_image(
                     *m = max_nan(*m, v);
                 }
             }
+            if (g.kernel, g.stride, g.padding) == (3, 2, 1) {
+                // Xception's pool: columns 2·ox − 1, 2·ox, 2·ox + 1 (the first clipped).
+                for (ox, (out, &a)) in y_row.iter_mut().zip(add_row).enumerate() {
+                    let centre = 2 * ox;
+                    let mut m = column_max[centre];
+                    if ox > 0 {
+                        m = max_nan(column_max[centre - 1], m);
+                    }
+                    if let Some(&right) = column_max.get(centre + 1) {
+                        m = max_nan(m, right);
+                    }
+                    *out = m + a;
+                }
+                continue;
+            }
             for (ox, (out, &a)) in y_row.iter_mut().zip(add_row).enumerate() {
                 let columns = d.window(ox, d.w);
                 let mut m = column_max[columns.start];
