@@ -79,10 +79,6 @@ impl<'a> Evaluator<'a> {
         Evaluator::new(model, None)
     }
 
-    pub fn model(&self) -> &'a dyn Detector {
-        self.model
-    }
-
     /// Logits `[N, 2]` of a batch, without gradients.
     pub fn logits(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self.frozen {

@@ -112,7 +112,19 @@ pub fn matvec_rows(
     if x.len() != rows * k || w.len() != m * k || b.len() != m {
         return None;
     }
-    let mut yt = vec![0.0f32; m * rows];
+    let mut y = matvec(x, rows, w, (m, k));
+    for row in y.chunks_mut(m) {
+        for (v, &bias) in row.iter_mut().zip(b) {
+            *v += bias;
+        }
+    }
+    Some(y)
+}
+
+/// `x (rows × k) · Wᵀ` (`W` being `m × k`), output-major so that each task streams its
+/// weight rows once for every input row, then turned back to `rows × m`.
+fn matvec<T: CpuFloat>(x: &[T], rows: usize, w: &[T], (m, k): (usize, usize)) -> Vec<T> {
+    let mut yt = vec![T::from_f64(0.0); m * rows];
     yt.par_chunks_mut(OUTPUTS_PER_TASK * rows)
         .zip(w.par_chunks(OUTPUTS_PER_TASK * k))
         .for_each(|(yt, w)| {
@@ -122,13 +134,13 @@ pub fn matvec_rows(
                 }
             }
         });
-    let mut y = vec![0.0f32; rows * m];
+    let mut y = vec![T::from_f64(0.0); rows * m];
     for (o, y_o) in yt.chunks(rows).enumerate() {
         for (n, &v) in y_o.iter().enumerate() {
-            y[n * m + o] = v + b[o];
+            y[n * m + o] = v;
         }
     }
-    Some(y)
+    y
 }
 
 fn dot<T: CpuFloat>(a: &[T], b: &[T]) -> T {
@@ -180,23 +192,7 @@ fn forward<T: CpuFloat>(
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let (rows, m, k) = dims(xl, wl, |_, k| k)?;
     let (x, w) = (contiguous::<T>(xs, xl)?, contiguous::<T>(ws, wl)?);
-    // Output-major so each task streams its weight rows once for every input row.
-    let mut yt = vec![T::from_f64(0.0); m * rows];
-    yt.par_chunks_mut(OUTPUTS_PER_TASK * rows)
-        .zip(w.par_chunks(OUTPUTS_PER_TASK * k))
-        .for_each(|(yt, w)| {
-            for (y_o, w_o) in yt.chunks_mut(rows).zip(w.chunks(k)) {
-                for (y, x_n) in y_o.iter_mut().zip(x.chunks(k)) {
-                    *y = dot(w_o, x_n);
-                }
-            }
-        });
-    let mut y = vec![T::from_f64(0.0); rows * m];
-    for (o, y_o) in yt.chunks(rows).enumerate() {
-        for (n, &v) in y_o.iter().enumerate() {
-            y[n * m + o] = v;
-        }
-    }
+    let y = matvec(x, rows, w, (m, k));
     Ok((T::to_cpu_storage_owned(y), Shape::from((rows, m))))
 }
 

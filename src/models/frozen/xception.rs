@@ -235,30 +235,13 @@ impl FrozenConv {
                 k: self.k,
                 pad: self.geometry.padding,
             };
-            let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+            let (oh, ow) = (d.oh(), d.ow());
             if x.len() < c_in * h * w || oh == 0 || ow == 0 {
                 candle_core::bail!("frozen conv: input {shape:?} too small")
             }
             out.resize(d.c_out * oh * ow, 0.0);
-            let bias = self.weight.bias();
-            let per_image = d.c_out * oh * ow;
-            direct::forward_with(
-                &x[..c_in * h * w],
-                self.weight.values(),
-                &d,
-                out,
-                per_image,
-                &|y, wide, plen| {
-                    for (c, (plane, &b)) in y.chunks_mut(oh * ow).zip(bias).enumerate() {
-                        for (oy, row) in plane.chunks_mut(ow).enumerate() {
-                            let src = &wide[c * plen + oy * wp..][..ow];
-                            for (o, &s) in row.iter_mut().zip(src) {
-                                *o = (s + b).max(0.0);
-                            }
-                        }
-                    }
-                },
-            );
+            let (x, w, b) = (&x[..c_in * h * w], self.weight.values(), self.weight.bias());
+            direct::forward_into(x, w, b, &d, true, out);
             return Ok((d.c_out, oh, ow));
         }
         let (oh, ow) = im2col_image(x, shape, self.k, self.geometry, col)?;
@@ -286,14 +269,11 @@ impl FrozenXception {
         s: &mut Scratch,
         threads: usize,
     ) -> candle_core::Result<Vec<f32>> {
-        let mut col = std::mem::take(&mut s.buffers[3]);
-        let mut a = std::mem::take(&mut s.buffers[1]);
-        let at = self.conv1.apply(x, shape, &mut col, &mut a, threads)?;
-        let at = self
-            .conv2
-            .apply(&a, at, &mut col, &mut s.buffers[0], threads)?;
-        s.buffers[1] = a;
-        s.buffers[3] = col;
+        let at = {
+            let [input, a, _, col, _] = &mut s.buffers;
+            let at = self.conv1.apply(x, shape, col, a, threads)?;
+            self.conv2.apply(a, at, col, input, threads)?
+        };
         let mut at = at;
         for block in &self.blocks {
             at = block.apply(s, at, threads)?;

@@ -130,9 +130,15 @@ fn block_weights(w: &[f32], d: &DirectDims, flip: bool) -> (Vec<f32>, usize, usi
 
 /// `y = act(conv(x, w) + b)` for a batch; `relu` clamps at zero.
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> Vec<f32> {
+    let mut y = vec![0.0; d.n * d.c_out * d.oh() * d.ow()];
+    forward_into(x, w, b, d, relu, &mut y);
+    y
+}
+
+/// [`forward`] into `y` (`n × c_out × oh × ow` values, any contents; every one is written).
+pub fn forward_into(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool, y: &mut [f32]) {
     let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
-    let mut y = vec![0.0; d.n * d.c_out * oh * ow];
-    forward_with(x, w, d, &mut y, d.c_out * oh * ow, &|y, wide, plen| {
+    forward_with(x, w, d, y, d.c_out * oh * ow, &|y, wide, plen| {
         for (c, (plane, &bias)) in y.chunks_mut(oh * ow).zip(b).enumerate() {
             for oy in 0..oh {
                 let src = &wide[c * plen + oy * wp..c * plen + oy * wp + ow];
@@ -141,7 +147,6 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool) -> V
             }
         }
     });
-    y
 }
 
 /// Turns one image's wide conv output (`planes`, plane length) into its part of the result.

@@ -129,6 +129,46 @@ impl CustomOp3 for MaxPool2dGrad {
     }
 }
 
+/// One plane's window maxima into `y` (`oh × ow`, any contents): the window rows' maximum
+/// per column first (a vectorised pass), then the window columns' maximum of that.
+fn plane_maxima<T: WithDType>(d: &Dims, plane: &[T], y: &mut [T]) {
+    let mut column_max = plane[..d.w].to_vec();
+    for (oy, y_row) in y.chunks_mut(d.ow).enumerate() {
+        let rows = d.window(oy, d.h);
+        column_max.copy_from_slice(&plane[rows.start * d.w..][..d.w]);
+        for row in rows.skip(1) {
+            for (m, &v) in column_max.iter_mut().zip(&plane[row * d.w..][..d.w]) {
+                *m = max_nan(*m, v);
+            }
+        }
+        let g = d.g;
+        if (g.kernel, g.stride, g.padding) == (3, 2, 1) {
+            // Xception's pool: columns 2·ox − 1, 2·ox, 2·ox + 1 (the first clipped), in
+            // the general loop's order.
+            for (ox, out) in y_row.iter_mut().enumerate() {
+                let centre = 2 * ox;
+                let mut m = column_max[centre];
+                if ox > 0 {
+                    m = max_nan(column_max[centre - 1], m);
+                }
+                if let Some(&right) = column_max.get(centre + 1) {
+                    m = max_nan(m, right);
+                }
+                *out = m;
+            }
+            continue;
+        }
+        for (ox, out) in y_row.iter_mut().enumerate() {
+            let columns = d.window(ox, d.w);
+            let mut m = column_max[columns.start];
+            for &v in &column_max[columns.start + 1..columns.end] {
+                m = max_nan(m, v);
+            }
+            *out = m;
+        }
+    }
+}
+
 fn pool_forward<T: CpuFloat>(
     d: &Dims,
     s: &CpuStorage,
@@ -138,26 +178,7 @@ fn pool_forward<T: CpuFloat>(
     let mut out = zeros(d.planes * d.oh * d.ow);
     out.par_chunks_mut(d.oh * d.ow)
         .zip(x.par_chunks(d.h * d.w))
-        .for_each(|(y, plane)| {
-            let mut column_max = plane[..d.w].to_vec();
-            for (oy, y_row) in y.chunks_mut(d.ow).enumerate() {
-                let rows = d.window(oy, d.h);
-                column_max.copy_from_slice(&plane[rows.start * d.w..][..d.w]);
-                for row in rows.skip(1) {
-                    for (m, &v) in column_max.iter_mut().zip(&plane[row * d.w..][..d.w]) {
-                        *m = max_nan(*m, v);
-                    }
-                }
-                for (ox, out) in y_row.iter_mut().enumerate() {
-                    let columns = d.window(ox, d.w);
-                    let mut m = column_max[columns.start];
-                    for &v in &column_max[columns.start + 1..columns.end] {
-                        m = max_nan(m, v);
-                    }
-                    *out = m;
-                }
-            }
-        });
+        .for_each(|(y, plane)| plane_maxima(d, plane, y));
     let dims = l.dims();
     Ok((
         T::to_cpu_storage_owned(out),
@@ -182,41 +203,10 @@ pub fn max_pool_add_image(
     if x.len() < c * h * w || add.len() < c * out_plane || y.len() < c * out_plane {
         candle_core::bail!("max_pool2d: buffers too small for {c}x{h}x{w}")
     }
-    // As `pool_forward`: the window rows' maximum per column (a vectorised pass), then
-    // the window columns' maximum of that.
     let plane = |((y, add), plane): ((&mut [f32], &[f32]), &[f32])| {
-        let mut column_max = vec![0.0f32; d.w];
-        for (oy, (y_row, add_row)) in y.chunks_mut(d.ow).zip(add.chunks(d.ow)).enumerate() {
-            let rows = d.window(oy, d.h);
-            column_max.copy_from_slice(&plane[rows.start * d.w..][..d.w]);
-            for row in rows.skip(1) {
-                for (m, &v) in column_max.iter_mut().zip(&plane[row * d.w..][..d.w]) {
-                    *m = max_nan(*m, v);
-                }
-            }
-            if (g.kernel, g.stride, g.padding) == (3, 2, 1) {
-                // Xception's pool: columns 2·ox − 1, 2·ox, 2·ox + 1 (the first clipped).
-                for (ox, (out, &a)) in y_row.iter_mut().zip(add_row).enumerate() {
-                    let centre = 2 * ox;
-                    let mut m = column_max[centre];
-                    if ox > 0 {
-                        m = max_nan(column_max[centre - 1], m);
-                    }
-                    if let Some(&right) = column_max.get(centre + 1) {
-                        m = max_nan(m, right);
-                    }
-                    *out = m + a;
-                }
-                continue;
-            }
-            for (ox, (out, &a)) in y_row.iter_mut().zip(add_row).enumerate() {
-                let columns = d.window(ox, d.w);
-                let mut m = column_max[columns.start];
-                for &v in &column_max[columns.start + 1..columns.end] {
-                    m = max_nan(m, v);
-                }
-                *out = m + a;
-            }
+        plane_maxima(&d, plane, y);
+        for (v, &a) in y.iter_mut().zip(add) {
+            *v += a;
         }
     };
     let (y, add, x) = (
