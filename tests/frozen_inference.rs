@@ -4,7 +4,8 @@
 //! the model's weights as they were. Against PyTorch it is checked beside the unfolded path
 //! in `simplenet_reference.rs` and `xception_reference.rs` (1e-4 and 1e-3 relative).
 //!
-//! Tolerance here: 1e-4 of the largest logit magnitude (folding `w·scale` rounds once where
+//! Tolerance here: 1e-4 of the largest logit magnitude for the bundled detector, 2e-6 for the
+//! freshly initialised models (folding `w·scale` rounds once where
 //! the unfolded path rounds the product and then the affine). Measured on this machine:
 //! 0 for SimpleNet and the bundled LilXception, 8e-8 and 1.3e-7 for the random LilXception
 //! and Xception (printed by the test).
@@ -39,7 +40,7 @@ fn relative(got: &[f32], want: &[f32]) -> f32 {
         / scale
 }
 
-fn check(model: &dyn Detector, name: &str, batch: usize, size: usize) {
+fn check(model: &dyn Detector, name: &str, batch: usize, size: usize, tolerance: f32) {
     let Some(frozen) = model.freeze().unwrap() else {
         println!("notice: {name} has no frozen path on this CPU (no AVX-512); skipped");
         return;
@@ -50,7 +51,7 @@ fn check(model: &dyn Detector, name: &str, batch: usize, size: usize) {
     let err = relative(&got, &want);
     println!("{name}: frozen and unfolded logits differ by {err:e} (relative) at batch {batch}");
     assert!(
-        err < 1e-4,
+        err < tolerance,
         "{name}: frozen logits differ by {err:e} at batch {batch}"
     );
     // One image alone (each op on every thread) equals its row of the batch (one image
@@ -93,7 +94,9 @@ fn frozen_logits_equal_the_unfolded_forward_for_every_model() {
             var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap())
                 .unwrap();
         }
-        check(model.as_ref(), kind.name(), 5, size);
+        // Freshly initialised logits barely move with the features (a 0.1 % error in every
+        // folded weight moved them by 1–2e-5), so the bound here is tighter: 2e-6.
+        check(model.as_ref(), kind.name(), 5, size, 2e-6);
     }
 }
 
@@ -103,7 +106,7 @@ fn frozen_copy_of_the_bundled_detector_equals_it_and_leaves_its_weights_alone() 
         .join("weights/bundled/lilxception-lfw-faceswap/model.safetensors");
     let model = models::load(ModelKind::LilXception, &checkpoint, &Device::Cpu).unwrap();
     let before = common::param_values(model.as_ref(), "block1.rep.0.pointwise.weight");
-    check(model.as_ref(), "bundled LilXception", 3, 256);
+    check(model.as_ref(), "bundled LilXception", 3, 256, 1e-4);
     let after = common::param_values(model.as_ref(), "block1.rep.0.pointwise.weight");
     assert_eq!(before, after, "freezing changed the model's own weights");
 }
