@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::ops::cpu::gemm::{MatRef, matmul};
 use crate::ops::elementwise::{add_bias, add_bias_residual};
-use crate::ops::pointwise::{Lhs, PackedLhs};
+use crate::ops::pointwise::{Epilogue, Lhs, Out, PackedLhs, Rhs};
 
 /// A detector's frozen copy (see the module docs).
 pub struct FrozenNet {
@@ -143,10 +143,16 @@ impl FoldedWeight {
         &self.values
     }
 
-    /// `out (rows × n) = act(w · rhs + bias [+ residual])`, `rhs` being `cols × n`.
+    /// Whether the weight runs on the packed 1×1 kernel, which takes any `Rhs`.
+    pub(crate) fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// `out (rows × n) = act(w · rhs + bias [+ residual])`, `rhs` being `cols × n` (dense
+    /// unless `is_packed`).
     pub(crate) fn apply(
         &self,
-        rhs: &[f32],
+        rhs: Rhs<'_>,
         n: usize,
         out: &mut Vec<f32>,
         relu: bool,
@@ -154,29 +160,48 @@ impl FoldedWeight {
         threads: usize,
     ) -> candle_core::Result<()> {
         out.resize(self.rows * n, 0.0);
-        if rhs.len() < self.cols * n || residual.is_some_and(|r| r.len() < self.rows * n) {
-            candle_core::bail!("frozen product: operand too small for {}x{n}", self.cols)
+        if residual.is_some_and(|r| r.len() < self.rows * n) {
+            candle_core::bail!("frozen product: residual too small for {}x{n}", self.rows)
         }
         let done = self.packed.as_ref().is_some_and(|packed| {
-            crate::ops::pointwise::product(Lhs::Packed(packed), rhs, n, n, out, n, false, threads)
+            let out = Out {
+                c: out,
+                ldc: n,
+                accumulate: false,
+                epilogue: Some(Epilogue {
+                    bias: &self.bias,
+                    residual,
+                    relu,
+                }),
+            };
+            crate::ops::pointwise::product_of(Lhs::Packed(packed), rhs, n, out, threads)
         });
-        if !done {
-            if self.values.is_empty() {
-                candle_core::bail!(
-                    "frozen product: the packed kernel refused {}x{n}",
-                    self.cols
-                )
-            }
-            let lhs = MatRef::row_major(&self.values, self.rows, self.cols);
-            matmul(
-                out,
-                lhs,
-                MatRef::row_major(rhs, self.cols, n),
-                false,
-                threads,
-            )
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if done {
+            // The bias, residual and ReLU were applied as the kernel stored each value.
+            return Ok(());
         }
+        let rhs = match rhs {
+            Rhs::Dense { b, ldb } if ldb == n && b.len() >= self.cols * n => b,
+            _ => candle_core::bail!(
+                "frozen product: no kernel takes this {}x{n} operand",
+                self.cols
+            ),
+        };
+        if self.values.is_empty() {
+            candle_core::bail!(
+                "frozen product: the packed kernel refused {}x{n}",
+                self.cols
+            )
+        }
+        let lhs = MatRef::row_major(&self.values, self.rows, self.cols);
+        matmul(
+            out,
+            lhs,
+            MatRef::row_major(rhs, self.cols, n),
+            false,
+            threads,
+        )
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let each = |(o, (plane, &bias)): (usize, (&mut [f32], &f32))| match residual {
             Some(r) => add_bias_residual(plane, bias, &r[o * n..][..n], relu),
             None => add_bias(plane, bias, relu),

@@ -13,6 +13,7 @@ use crate::ops::conv::dense::im2col_image;
 use crate::ops::conv::direct::{self, DirectDims};
 use crate::ops::depthwise::forward_image as depthwise_image;
 use crate::ops::geometry::{ConvGeometry, PoolGeometry};
+use crate::ops::pointwise::Rhs;
 use crate::ops::pool::max_pool_add_image;
 
 /// `pointwise(depthwise(relu?(x)))` with the following batch norm folded in.
@@ -55,6 +56,21 @@ impl FrozenSeparable {
         residual: Option<&[f32]>,
         threads: usize,
     ) -> candle_core::Result<(usize, usize, usize)> {
+        if self.pointwise.is_packed() {
+            // The depthwise outputs are computed in each strip the product reads.
+            if x.len() < c * h * w || self.depthwise.len() < 9 * c {
+                candle_core::bail!("frozen separable conv: input {c}x{h}x{w} too small")
+            }
+            let rhs = Rhs::Depthwise3x3 {
+                x: &x[..c * h * w],
+                hw: (h, w),
+                taps: &self.depthwise,
+                relu: self.relu_first,
+            };
+            self.pointwise
+                .apply(rhs, h * w, out, relu, residual, threads)?;
+            return Ok((self.pointwise.rows(), h, w));
+        }
         dw.resize(c * h * w, 0.0);
         let same = ConvGeometry {
             stride: 1,
@@ -70,8 +86,12 @@ impl FrozenSeparable {
             dw,
             threads > 1,
         )?;
+        let rhs = Rhs::Dense {
+            b: dw,
+            ldb: oh * ow,
+        };
         self.pointwise
-            .apply(dw, oh * ow, out, relu, residual, threads)?;
+            .apply(rhs, oh * ow, out, relu, residual, threads)?;
         Ok((self.pointwise.rows(), oh, ow))
     }
 }
@@ -152,7 +172,11 @@ impl FrozenBlock {
                     dw.extend(row.iter().step_by(*stride).take(ow));
                 }
             }
-            weight.apply(dw, oh * ow, skip, false, None, threads)?;
+            let rhs = Rhs::Dense {
+                b: dw,
+                ldb: oh * ow,
+            };
+            weight.apply(rhs, oh * ow, skip, false, None, threads)?;
             skip_shape = (weight.rows(), oh, ow);
         }
         let branch: &[f32] = if self.skip.is_some() { skip } else { input };
@@ -245,7 +269,11 @@ impl FrozenConv {
             return Ok((d.c_out, oh, ow));
         }
         let (oh, ow) = im2col_image(x, shape, self.k, self.geometry, col)?;
-        self.weight.apply(col, oh * ow, out, true, None, threads)?;
+        let rhs = Rhs::Dense {
+            b: col,
+            ldb: oh * ow,
+        };
+        self.weight.apply(rhs, oh * ow, out, true, None, threads)?;
         Ok((self.weight.rows(), oh, ow))
     }
 }

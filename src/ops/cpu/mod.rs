@@ -30,3 +30,12 @@ pub fn available() -> bool {
         }
     })
 }
+
+/// A mask of the first `lanes` of 16 vector lanes (all 16 from 16 up).
+pub fn lane_mask(lanes: usize) -> u16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        ((1u32 << lanes) - 1) as u16
+    }
+}

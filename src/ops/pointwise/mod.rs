@@ -7,14 +7,17 @@
 //! (`WeightLhs` picks).
 
 pub mod lhs;
+pub mod rhs;
 pub mod weight_grad;
 
 use rayon::prelude::*;
 
 use crate::ops::cpu::float::CpuFloat;
 use crate::ops::cpu::gemm::{GemmShapeError, MatRef, matmul};
+use crate::ops::cpu::lane_mask;
 use lhs::MR;
 pub use lhs::{Lhs, PackedLhs, StridedLhs};
+pub use rhs::Rhs;
 
 /// Columns of one kernel call: two 16-lane vectors.
 const NR: usize = 32;
@@ -126,12 +129,48 @@ pub fn product(
     accumulate: bool,
     threads: usize,
 ) -> bool {
+    let out = Out {
+        c,
+        ldc,
+        accumulate,
+        epilogue: None,
+    };
+    product_of(a, Rhs::Dense { b, ldb }, n, out, threads)
+}
+
+/// Where a product goes: `c` (rows of stride `ldc`), added to its values if `accumulate`,
+/// through the `epilogue` if any.
+pub struct Out<'a, 'e> {
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub accumulate: bool,
+    pub epilogue: Option<Epilogue<'e>>,
+}
+
+/// Applied to each output value as the kernel stores it after the last pass, while it is
+/// in a register: `max(0, v + bias[row] + residual[row][col])` (the residual laid out as
+/// `c`; the maximum only if `relu`, and a NaN passes, as PyTorch's ReLU lets it).
+#[derive(Clone, Copy)]
+pub struct Epilogue<'e> {
+    pub bias: &'e [f32],
+    pub residual: Option<&'e [f32]>,
+    pub relu: bool,
+}
+
+/// `c (m × n) = [c +] a · b` for any right operand (`Rhs`), as `product`, through `out`'s
+/// epilogue.
+pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: usize) -> bool {
     let (m, k) = a.dims();
-    let fits = n > 0
-        && ldb >= n
-        && ldc >= n
-        && b.len() >= (k - 1) * ldb + n
-        && c.len() >= (m - 1) * ldc + n;
+    let Out {
+        c,
+        ldc,
+        accumulate,
+        epilogue,
+    } = out;
+    let c_len = (m.max(1) - 1) * ldc + n;
+    let epilogue_fits =
+        epilogue.is_none_or(|e| e.bias.len() >= m && e.residual.is_none_or(|r| r.len() >= c_len));
+    let fits = n > 0 && k > 0 && ldc >= n && b.fits(k, n) && c.len() >= c_len && epilogue_fits;
     if !(available() && fits) {
         return false;
     }
@@ -150,10 +189,16 @@ pub fn product(
         } else {
             (0..m, share.start..share.end.min(n))
         };
-        // SAFETY: `fits` bounds every b and c index below (rows < k or m, columns < n);
-        // AVX-512F is present (`available`); this task writes only c's block rows × cols,
-        // disjoint from every other task's.
-        unsafe { block(a, b.as_ptr(), ldb, rows, cols, c_at.get(), ldc, accumulate) }
+        let c = Block {
+            c: c_at.get(),
+            ldc,
+            accumulate,
+            epilogue,
+        };
+        // SAFETY: `fits` bounds every b, c and epilogue index below (rows < k or m, columns
+        // < n); AVX-512F is present (`available`); this task writes only c's block rows ×
+        // cols, disjoint from every other task's.
+        unsafe { block(a, b, rows, cols, c) }
     });
     true
 }
@@ -174,18 +219,15 @@ impl SharedMut {
 /// The block `rows × cols` of the product (`rows` starting on a panel boundary).
 ///
 /// # Safety
-/// AVX-512F must be present; `b` must hold `k` rows of stride `ldb` covering `cols` and `c`
-/// `m` rows of stride `ldc`; nothing else may access that block of `c`.
-#[allow(clippy::too_many_arguments)]
+/// AVX-512F must be present; `b` must fit (`Rhs::fits`) `k` rows covering `cols` and `c.c`
+/// hold `m` rows of stride `ldc` (and the epilogue's bias `m` values, its residual as many
+/// as `c`); nothing else may access that block of `c`.
 unsafe fn block(
     a: Lhs<'_>,
-    b: *const f32,
-    ldb: usize,
+    b: Rhs<'_>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
+    c: Block<'_>,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -203,13 +245,28 @@ unsafe fn block(
             for j in cols.clone().step_by(NR) {
                 let width = NR.min(cols.end - j);
                 // SAFETY: the caller's bounds cover rows p0..p0+depth, columns j..j+width.
-                unsafe { copy_strip(b.add(p0 * ldb + j), ldb, depth, width, strip) };
+                let next = Some(j + NR).filter(|&next| next < cols.end);
+                unsafe { b.fill_strip(p0, depth, j, width, next, strip) };
                 for r in rows.start / MR..rows.end.div_ceil(MR) {
                     let panel_rows = MR.min(rows.end - r * MR);
                     // SAFETY: the caller's bounds; panel r's rows (`Lhs::panel`: padded when
                     // packed, the last one repeated when read in place) and its columns
                     // p0..p0+depth lie inside the operand; the strip holds depth rows of NR.
                     let (panel, a_rows, a_col_stride) = a.panel(r);
+                    let at = r * MR * c.ldc + j;
+                    let last = p0 + depth == k;
+                    let store = Store {
+                        c: unsafe { c.c.add(at) },
+                        ldc: c.ldc,
+                        rows: panel_rows,
+                        width,
+                        load_c: c.accumulate || p0 > 0,
+                        epilogue: c.epilogue.filter(|_| last).map(|e| StoreEpilogue {
+                            bias: e.bias[r * MR..].as_ptr(),
+                            residual: e.residual.map(|res| res[at..].as_ptr()),
+                            relu: e.relu,
+                        }),
+                    };
                     unsafe {
                         kernel(
                             panel.add(p0 * a_col_stride),
@@ -218,11 +275,7 @@ unsafe fn block(
                             strip.as_ptr(),
                             NR,
                             depth,
-                            c.add(r * MR * ldc + j),
-                            ldc,
-                            panel_rows,
-                            width,
-                            accumulate || p0 > 0,
+                            store,
                         )
                     }
                 }
@@ -230,53 +283,47 @@ unsafe fn block(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (a, b, ldb, rows, cols, c, ldc, accumulate);
+    let _ = (a, b, rows, cols, c);
+}
+
+/// One task's view of `Out`: `c` as a raw pointer shared by the tasks.
+struct Block<'e> {
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epilogue: Option<Epilogue<'e>>,
+}
+
+/// Where one kernel call stores its `rows × width` block.
+struct Store {
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    width: usize,
+    /// Add the block's values in `c` (a pass after the first, or an accumulating product).
+    load_c: bool,
+    epilogue: Option<StoreEpilogue>,
+}
+
+/// The epilogue at the block: its rows' bias, and its residual (stride `ldc`).
+struct StoreEpilogue {
+    bias: *const f32,
+    residual: Option<*const f32>,
+    relu: bool,
 }
 
 /// Alignment of the copied strip, in values (one 64-byte cache line).
 const STRIP_ALIGN: usize = 16;
 
-/// `strip[p·NR..][..width] = b[p·ldb..][..width]` for `p < depth`.
-///
-/// # Safety
-/// AVX-512F; `b` holds `depth` rows of `width ≤ NR` values at stride `ldb`; `strip` holds
-/// at least `depth × NR` values.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn copy_strip(b: *const f32, ldb: usize, depth: usize, width: usize, strip: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
-    for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
-        // SAFETY: the caller's bounds; masked lanes are neither read nor written.
-        unsafe {
-            let src = b.add(p * ldb);
-            _mm512_storeu_ps(row.as_mut_ptr(), _mm512_maskz_loadu_ps(m0, src));
-            _mm512_storeu_ps(
-                row.as_mut_ptr().add(16),
-                _mm512_maskz_loadu_ps(m1, src.add(16)),
-            );
-        }
-    }
-}
-
-/// The first `lanes` of 16 lanes.
-#[cfg(target_arch = "x86_64")]
-fn lane_mask(lanes: usize) -> u16 {
-    if lanes >= 16 {
-        0xffff
-    } else {
-        ((1u32 << lanes) - 1) as u16
-    }
-}
-
-/// `c[0..rows][0..width] (=|+=) Σₚ a[p][0..MR] ⊗ b[p][0..width]` for `p < depth`.
+/// `c[0..rows][0..width] (=|+=) Σₚ a[p][0..MR] ⊗ b[p][0..width]` for `p < depth`, through
+/// the epilogue if any (`Store`).
 ///
 /// # Safety
 /// AVX-512F; `a` holds `depth × MR` values, `b` `depth` rows of `width` at stride `ldb`, `c`
-/// `rows` rows of `width` at stride `ldc`; `width ≤ NR`, `rows ≤ MR`.
+/// `rows` rows of `width` at stride `ldc` (the epilogue's residual too, and its bias `rows`
+/// values); `width ≤ NR`, `rows ≤ MR`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     a: *const f32,
     a_rows: [usize; MR],
@@ -284,13 +331,17 @@ unsafe fn kernel(
     b: *const f32,
     ldb: usize,
     depth: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    width: usize,
-    load_c: bool,
+    store: Store,
 ) {
     use std::arch::x86_64::*;
+    let Store {
+        c,
+        ldc,
+        rows,
+        width,
+        load_c,
+        epilogue,
+    } = store;
     let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
     // Twenty-four named accumulators (an array of them is spilled to the stack every step).
     let z = _mm512_setzero_ps();
@@ -346,6 +397,22 @@ unsafe fn kernel(
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, out));
                 v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out.add(16)));
             }
+            if let Some(e) = &epilogue {
+                let bias = _mm512_set1_ps(*e.bias.add(i));
+                v0 = _mm512_add_ps(v0, bias);
+                v1 = _mm512_add_ps(v1, bias);
+                if let Some(residual) = e.residual {
+                    let r = residual.add(i * ldc);
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, r));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r.add(16)));
+                }
+                if e.relu {
+                    // The second operand is returned where either is NaN.
+                    let zero = _mm512_setzero_ps();
+                    v0 = _mm512_max_ps(zero, v0);
+                    v1 = _mm512_max_ps(zero, v1);
+                }
+            }
             _mm512_mask_storeu_ps(out, m0, v0);
             _mm512_mask_storeu_ps(out.add(16), m1, v1);
         }
@@ -396,6 +463,82 @@ mod tests {
                     (&b, ldb),
                     (&before, ldc),
                     accumulate,
+                );
+            }
+        }
+    }
+
+    /// The depthwise operand and the epilogue equal the separate ops: the unpadded
+    /// depthwise plane, then the product of its output, then bias, residual and ReLU; with
+    /// more channels than one pass, planes narrower and wider than a strip, one and two
+    /// threads.
+    #[test]
+    fn depthwise_operand_and_epilogue_equal_the_separate_ops() {
+        if !available() {
+            eprintln!("skipped: no AVX-512F on this processor");
+            return;
+        }
+        for &(m, k, (h, w), relu, threads) in &[
+            (13, 20, (7, 9), true, 1),
+            (30, 300, (5, 5), false, 2),
+            (12, 16, (33, 40), true, 2),
+        ] {
+            let n = h * w;
+            let x = values(k * n, 0.29);
+            let taps = values(9 * k, 0.83);
+            let a = values(m * k, 0.37);
+            let bias = values(m, 0.61);
+            let residual = values(m * n, 0.47);
+            let mut dw = vec![0.0f32; k * n];
+            for ((plane, out), t) in x.chunks(n).zip(dw.chunks_mut(n)).zip(taps.chunks(9)) {
+                let t: &[f32; 9] = t.try_into().unwrap();
+                assert!(crate::ops::depthwise::unpadded_3x3::correlate(
+                    plane,
+                    (h, w),
+                    t,
+                    relu,
+                    out
+                ));
+            }
+            let packed = PackedLhs::pack(&a, m, k, k, 1).unwrap();
+            let mut want = vec![0.0f32; m * n];
+            assert!(product(
+                Lhs::Packed(&packed),
+                &dw,
+                n,
+                n,
+                &mut want,
+                n,
+                false,
+                1
+            ));
+            for (o, row) in want.chunks_mut(n).enumerate() {
+                for (v, r) in row.iter_mut().zip(&residual[o * n..]) {
+                    *v = (*v + bias[o] + r).max(0.0);
+                }
+            }
+            let mut got = vec![f32::NAN; m * n];
+            let rhs = Rhs::Depthwise3x3 {
+                x: &x,
+                hw: (h, w),
+                taps: &taps,
+                relu,
+            };
+            let out = Out {
+                c: &mut got,
+                ldc: n,
+                accumulate: false,
+                epilogue: Some(Epilogue {
+                    bias: &bias,
+                    residual: Some(&residual),
+                    relu: true,
+                }),
+            };
+            assert!(product_of(Lhs::Packed(&packed), rhs, n, out, threads));
+            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                    "{m}x{k}x{h}x{w} at {i}: {g} vs {e}"
                 );
             }
         }

@@ -3,6 +3,8 @@
 //! unique maximum by 1/(kernel area) and misaligns windows on odd sizes; this op routes each
 //! output gradient to the first maximum of its window, as PyTorch does.
 
+pub mod stride2_3x3;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 use crate::ops::cpu::float::{CpuFloat, contiguous, dispatch_float, zeros};
@@ -203,7 +205,15 @@ pub fn max_pool_add_image(
     if x.len() < c * h * w || add.len() < c * out_plane || y.len() < c * out_plane {
         candle_core::bail!("max_pool2d: buffers too small for {c}x{h}x{w}")
     }
+    let stride2_3x3 = (g.kernel, g.stride, g.padding) == (3, 2, 1);
     let plane = |((y, add), plane): ((&mut [f32], &[f32]), &[f32])| {
+        if stride2_3x3
+            && f32::with_scratch(stride2_3x3::row_len(w), |row| {
+                stride2_3x3::pool_add(plane, (h, w), add, y, row)
+            })
+        {
+            return;
+        }
         plane_maxima(&d, plane, y);
         for (v, &a) in y.iter_mut().zip(add) {
             *v += a;

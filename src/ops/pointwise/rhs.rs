@@ -1,0 +1,186 @@
+//! The right operand of the 1×1 product (`k` rows of `n` pixels), and how each pass fills
+//! the contiguous 32-column strip that every panel then reads from L1: copied from a
+//! matrix, or computed there as the 3×3 depthwise convolution before the 1×1 one (the
+//! frozen separable conv), so that the depthwise output is never written to memory and read
+//! back (at 125 × 125 pixels and 128 channels, 8 MB each way per image).
+
+use super::NR;
+use crate::ops::cpu::lane_mask;
+
+/// The right operand of `product_of`.
+#[derive(Clone, Copy)]
+pub enum Rhs<'a> {
+    /// `k` rows of `n` values at row stride `ldb`.
+    Dense { b: &'a [f32], ldb: usize },
+    /// The 3×3, stride-1, padding-1 depthwise convolution of `k` planes of `h × w` pixels
+    /// (`n = h·w`), read through a ReLU if `relu`, with `taps` (9 per plane, row-major).
+    Depthwise3x3 {
+        x: &'a [f32],
+        hw: (usize, usize),
+        taps: &'a [f32],
+        relu: bool,
+    },
+}
+
+impl Rhs<'_> {
+    /// Whether `k` rows of `n` columns lie inside the operand.
+    pub(super) fn fits(&self, k: usize, n: usize) -> bool {
+        match *self {
+            Rhs::Dense { b, ldb } => ldb >= n && b.len() >= (k - 1) * ldb + n,
+            Rhs::Depthwise3x3 { x, hw, taps, .. } => {
+                hw.0 * hw.1 == n && x.len() >= k * n && taps.len() >= 9 * k
+            }
+        }
+    }
+
+    /// `strip[p·NR..][..NR]` = rows `p0 + p` (`p < depth`) of columns `j..j + width` of the
+    /// operand, zero past `width`; the values the strip at column `next` will read first
+    /// from memory are prefetched (the rows of a large image lie a plane apart, and the
+    /// hardware prefetcher does not follow hundreds of streams: the loads missed to memory).
+    ///
+    /// # Safety
+    /// AVX-512F; `fits(k, n)` for `p0 + depth ≤ k` and `j + width ≤ n`, `width ≤ NR`;
+    /// `strip` holds `depth × NR` values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fill_strip(
+        &self,
+        p0: usize,
+        depth: usize,
+        j: usize,
+        width: usize,
+        next: Option<usize>,
+        strip: &mut [f32],
+    ) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // A prefetch does not fault: its address need not lie inside the operand.
+        let prefetch = |at: *const f32| _mm_prefetch::<_MM_HINT_T0>(at.cast());
+        match *self {
+            Rhs::Dense { b, ldb } => {
+                if let Some(next) = next {
+                    for p in p0..p0 + depth {
+                        let row = b.as_ptr().wrapping_add(p * ldb + next);
+                        prefetch(row);
+                        prefetch(row.wrapping_add(16));
+                    }
+                }
+                // SAFETY: the caller's bounds.
+                unsafe { copy_strip(b.as_ptr().add(p0 * ldb + j), ldb, depth, width, strip) }
+            }
+            Rhs::Depthwise3x3 { x, hw, taps, relu } => {
+                let masks = TapMasks::new(hw, j, width);
+                let n = hw.0 * hw.1;
+                for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
+                    let c = p0 + p;
+                    if let Some(next) = next {
+                        // The next strip's row below: the rows above and at it were read
+                        // by the strips before.
+                        let below = x.as_ptr().wrapping_add(c * n + next + hw.1);
+                        prefetch(below);
+                        prefetch(below.wrapping_add(16));
+                    }
+                    // SAFETY: plane c and its taps lie inside `x` and `taps` (`fits`).
+                    unsafe {
+                        depthwise_strip(
+                            x.as_ptr().add(c * n + j),
+                            hw.1,
+                            taps.as_ptr().add(9 * c),
+                            relu,
+                            &masks,
+                            row,
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `strip[p·NR..][..width] = b[p·ldb..][..width]` for `p < depth`.
+///
+/// # Safety
+/// AVX-512F; `b` holds `depth` rows of `width ≤ NR` values at stride `ldb`; `strip` holds
+/// at least `depth × NR` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_strip(b: *const f32, ldb: usize, depth: usize, width: usize, strip: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
+    for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
+        // SAFETY: the caller's bounds; masked lanes are neither read nor written.
+        unsafe {
+            let src = b.add(p * ldb);
+            _mm512_storeu_ps(row.as_mut_ptr(), _mm512_maskz_loadu_ps(m0, src));
+            _mm512_storeu_ps(
+                row.as_mut_ptr().add(16),
+                _mm512_maskz_loadu_ps(m1, src.add(16)),
+            );
+        }
+    }
+}
+
+/// For the two 16-pixel halves of a strip, the lanes whose tap (dy, dx) lies inside the
+/// plane: `[half][3·(dy + 1) + dx + 1]`. The same for every channel of a pass.
+struct TapMasks([[u16; 9]; 2]);
+
+impl TapMasks {
+    fn new((h, w): (usize, usize), j: usize, width: usize) -> TapMasks {
+        let n = h * w;
+        let mut masks = [[0u16; 9]; 2];
+        for (lane, q) in (j..j + width).enumerate() {
+            let (y, x) = (q / w, q % w);
+            let bit = 1u16 << (lane % 16);
+            for (t, mask) in masks[lane / 16].iter_mut().enumerate() {
+                let (dy, dx) = (t / 3, t % 3);
+                let inside_rows = y + dy >= 1 && y + dy <= h;
+                let inside_columns = x + dx >= 1 && x + dx <= w;
+                if inside_rows && inside_columns && q < n {
+                    *mask |= bit;
+                }
+            }
+        }
+        TapMasks(masks)
+    }
+}
+
+/// One channel's 32 depthwise outputs starting at pixel `at` (of a plane `w` wide), into
+/// `out` (zero where no tap is inside).
+///
+/// # Safety
+/// AVX-512F; every lane `masks` leaves on reads a pixel of the plane `at` lies in; `taps`
+/// holds 9 values; `out` holds `NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn depthwise_strip(
+    at: *const f32,
+    w: usize,
+    taps: *const f32,
+    relu: bool,
+    masks: &TapMasks,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_ps();
+    for (half, masks) in masks.0.iter().enumerate() {
+        let centre = at.wrapping_add(16 * half);
+        let mut acc = zero;
+        for (t, &mask) in masks.iter().enumerate() {
+            // The tap's pixels: `w` per row up or down, one per column; lanes outside the
+            // plane are masked off (their addresses may lie outside it and are not read).
+            let offset = (t / 3) as isize - 1;
+            let src = centre
+                .wrapping_offset(offset * w as isize)
+                .wrapping_offset((t % 3) as isize - 1);
+            // SAFETY: the caller's bounds for every unmasked lane; `taps` holds 9 values.
+            unsafe {
+                let mut v = _mm512_maskz_loadu_ps(mask, src);
+                if relu {
+                    v = _mm512_max_ps(v, zero);
+                }
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(*taps.add(t)), v, acc);
+            }
+        }
+        // SAFETY: `out` holds NR = 32 values.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * half), acc) };
+    }
+}
