@@ -44,8 +44,10 @@ pub fn add_bias<T: WithDType>(values: &mut [T], bias: T, relu: bool) {
 /// epilogue of a folded convolution that closes a residual block).
 pub fn add_bias_residual(values: &mut [f32], bias: f32, residual: &[f32], relu: bool) {
     if relu {
+        // A NaN passes, as PyTorch's ReLU (and `add_bias`) let it.
         for (v, &r) in values.iter_mut().zip(residual) {
-            *v = (*v + bias + r).max(0.0);
+            let z = *v + bias + r;
+            *v = if z < 0.0 { 0.0 } else { z };
         }
     } else {
         for (v, &r) in values.iter_mut().zip(residual) {

@@ -6,7 +6,9 @@
 //! are read by its depthwise loop; a stride-1 block adds its input in the last product's
 //! epilogue, a strided one in the pool's.
 
-use super::{FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, values_of};
+use super::{
+    FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, sized, values_of,
+};
 use crate::models::layers::SeparableConv;
 use crate::models::xception::{Block, Layer, Xception};
 use crate::ops::conv::dense::im2col_image;
@@ -71,7 +73,7 @@ impl FrozenSeparable {
                 .apply(rhs, h * w, out, relu, residual, threads)?;
             return Ok((self.pointwise.rows(), h, w));
         }
-        dw.resize(c * h * w, 0.0);
+        let dw = sized(dw, c * h * w);
         let same = ConvGeometry {
             stride: 1,
             padding: 1,
@@ -166,10 +168,14 @@ impl FrozenBlock {
         if let Some((weight, stride)) = &self.skip {
             let (ci, hi, wi) = shape;
             let (oh, ow) = ((hi - 1) / stride + 1, (wi - 1) / stride + 1);
-            dw.clear();
-            for plane in input.chunks(hi * wi).take(ci) {
-                for row in plane.chunks(wi).step_by(*stride).take(oh) {
-                    dw.extend(row.iter().step_by(*stride).take(ow));
+            let picked = sized(dw, ci * oh * ow);
+            let planes = input.chunks(hi * wi).take(ci);
+            for (plane, out) in planes.zip(picked.chunks_exact_mut(oh * ow)) {
+                let rows = plane.chunks(wi * stride);
+                for (row, out_row) in rows.zip(out.chunks_exact_mut(ow)) {
+                    for (o, pixels) in out_row.iter_mut().zip(row[..wi].chunks(*stride)) {
+                        *o = pixels[0];
+                    }
                 }
             }
             let rhs = Rhs::Dense {
@@ -187,8 +193,8 @@ impl FrozenBlock {
                     stride,
                     padding: 1,
                 };
-                y.resize(skip_shape.0 * skip_shape.1 * skip_shape.2, 0.0);
-                let (oh, ow) = max_pool_add_image(x, at, g, branch, y, threads > 1)?;
+                let pooled = sized(y, skip_shape.0 * skip_shape.1 * skip_shape.2);
+                let (oh, ow) = max_pool_add_image(x, at, g, branch, pooled, threads > 1)?;
                 if (c, oh, ow) != skip_shape {
                     candle_core::bail!("frozen Xception: pooled {c}x{oh}x{ow}, skip {skip_shape:?}")
                 }
@@ -200,7 +206,8 @@ impl FrozenBlock {
                     if skip_shape != at {
                         candle_core::bail!("frozen Xception: block {at:?}, skip {skip_shape:?}")
                     }
-                    for (v, &b) in x.iter_mut().zip(branch.iter()) {
+                    let len = c * h * w;
+                    for (v, &b) in x[..len].iter_mut().zip(&branch[..len]) {
                         *v += b;
                     }
                 }
@@ -263,7 +270,7 @@ impl FrozenConv {
             if x.len() < c_in * h * w || oh == 0 || ow == 0 {
                 candle_core::bail!("frozen conv: input {shape:?} too small")
             }
-            out.resize(d.c_out * oh * ow, 0.0);
+            let out = sized(out, d.c_out * oh * ow);
             let (x, w, b) = (&x[..c_in * h * w], self.weight.values(), self.weight.bias());
             direct::forward_into(x, w, b, &d, true, out);
             return Ok((d.c_out, oh, ow));

@@ -171,9 +171,13 @@ pub fn im2col_image<T: WithDType>(
     if x.len() < d.in_plane() {
         candle_core::bail!("im2col: {} values for a {c_in}x{h}x{w} image", x.len())
     }
-    // Every value is written (`im2col` zeroes the buffer first when there is padding).
-    col.resize(d.patch() * d.out_hw(), T::from_f64(0.0));
-    im2col(x, &d, col);
+    // Every value is written (`im2col` zeroes the buffer first when there is padding); the
+    // buffer only grows, so that its reuse for smaller activations zeroes nothing.
+    let len = d.patch() * d.out_hw();
+    if col.len() < len {
+        col.resize(len, T::from_f64(0.0));
+    }
+    im2col(x, &d, &mut col[..len]);
     Ok((d.oh, d.ow))
 }
 

@@ -156,6 +156,7 @@ impl Lhs<'_> {
     /// of its `MR` rows from there (past the last row of the matrix, the last row again: read,
     /// never stored), and the stride from one column to the next.
     /// `r` must be below `m.div_ceil(MR)`.
+    #[inline]
     pub(super) fn panel(&self, r: usize) -> (*const f32, [usize; MR], usize) {
         match self {
             Lhs::Packed(a) => {

@@ -125,21 +125,26 @@ struct TapMasks([[u16; 9]; 2]);
 
 impl TapMasks {
     fn new((h, w): (usize, usize), j: usize, width: usize) -> TapMasks {
-        let n = h * w;
-        let mut masks = [[0u16; 9]; 2];
-        for (lane, q) in (j..j + width).enumerate() {
-            let (y, x) = (q / w, q % w);
-            let bit = 1u16 << (lane % 16);
-            for (t, mask) in masks[lane / 16].iter_mut().enumerate() {
-                let (dy, dx) = (t / 3, t % 3);
-                let inside_rows = y + dy >= 1 && y + dy <= h;
-                let inside_columns = x + dx >= 1 && x + dx <= w;
-                if inside_rows && inside_columns && q < n {
-                    *mask |= bit;
-                }
+        // Lanes whose row above, own row, row below (and column left, own, right) exist.
+        let (mut rows, mut columns) = ([0u32; 3], [0u32; 3]);
+        let (mut y, mut x) = (j / w, j % w);
+        for lane in 0..width.min(32) {
+            let bit = 1u32 << lane;
+            rows[0] |= if y >= 1 { bit } else { 0 };
+            rows[1] |= bit;
+            rows[2] |= if y + 1 < h { bit } else { 0 };
+            columns[0] |= if x >= 1 { bit } else { 0 };
+            columns[1] |= bit;
+            columns[2] |= if x + 1 < w { bit } else { 0 };
+            x += 1;
+            if x == w {
+                (x, y) = (0, y + 1);
             }
         }
-        TapMasks(masks)
+        let half = |shift: u32| -> [u16; 9] {
+            std::array::from_fn(|t| ((rows[t / 3] & columns[t % 3]) >> shift) as u16)
+        };
+        TapMasks([half(0), half(16)])
     }
 }
 
@@ -161,26 +166,30 @@ unsafe fn depthwise_strip(
 ) {
     use std::arch::x86_64::*;
     let zero = _mm512_setzero_ps();
-    for (half, masks) in masks.0.iter().enumerate() {
-        let centre = at.wrapping_add(16 * half);
-        let mut acc = zero;
-        for (t, &mask) in masks.iter().enumerate() {
-            // The tap's pixels: `w` per row up or down, one per column; lanes outside the
-            // plane are masked off (their addresses may lie outside it and are not read).
-            let offset = (t / 3) as isize - 1;
-            let src = centre
-                .wrapping_offset(offset * w as isize)
-                .wrapping_offset((t % 3) as isize - 1);
-            // SAFETY: the caller's bounds for every unmasked lane; `taps` holds 9 values.
-            unsafe {
-                let mut v = _mm512_maskz_loadu_ps(mask, src);
-                if relu {
-                    v = _mm512_max_ps(v, zero);
-                }
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(*taps.add(t)), v, acc);
+    let [low, high] = &masks.0;
+    let (mut acc0, mut acc1) = (zero, zero);
+    for t in 0..9 {
+        // The tap's pixels: `w` per row up or down, one per column; lanes outside the plane
+        // are masked off (their addresses may lie outside it and are not read).
+        let src = at
+            .wrapping_offset(((t / 3) as isize - 1) * w as isize)
+            .wrapping_offset((t % 3) as isize - 1);
+        // SAFETY: the caller's bounds for every unmasked lane; `taps` holds 9 values.
+        unsafe {
+            let tap = _mm512_set1_ps(*taps.add(t));
+            let mut v0 = _mm512_maskz_loadu_ps(low[t], src);
+            let mut v1 = _mm512_maskz_loadu_ps(high[t], src.wrapping_add(16));
+            if relu {
+                v0 = _mm512_max_ps(v0, zero);
+                v1 = _mm512_max_ps(v1, zero);
             }
+            acc0 = _mm512_fmadd_ps(tap, v0, acc0);
+            acc1 = _mm512_fmadd_ps(tap, v1, acc1);
         }
-        // SAFETY: `out` holds NR = 32 values.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * half), acc) };
+    }
+    // SAFETY: `out` holds NR = 32 values.
+    unsafe {
+        _mm512_storeu_ps(out.as_mut_ptr(), acc0);
+        _mm512_storeu_ps(out.as_mut_ptr().add(16), acc1);
     }
 }
