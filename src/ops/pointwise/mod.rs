@@ -240,6 +240,7 @@ unsafe fn block(
         let strip = &mut strip_buffer[offset.min(STRIP_ALIGN)..][..KC * NR];
         let k = a.dims().1;
         let kc = depth_per_pass(&a);
+        let packed = matches!(a, Lhs::Packed(_));
         for p0 in (0..k).step_by(kc) {
             let depth = kc.min(k - p0);
             for j in cols.clone().step_by(NR) {
@@ -267,16 +268,15 @@ unsafe fn block(
                             relu: e.relu,
                         }),
                     };
+                    let (panel, strip) = (unsafe { panel.add(p0 * a_col_stride) }, strip.as_ptr());
+                    // A packed panel's rows lie at fixed offsets: as constants, its kernel
+                    // keeps twelve registers and a copied array for other things.
                     unsafe {
-                        kernel(
-                            panel.add(p0 * a_col_stride),
-                            a_rows,
-                            a_col_stride,
-                            strip.as_ptr(),
-                            NR,
-                            depth,
-                            store,
-                        )
+                        if packed {
+                            kernel::<true>(panel, &a_rows, MR, strip, NR, depth, store)
+                        } else {
+                            kernel::<false>(panel, &a_rows, a_col_stride, strip, NR, depth, store)
+                        }
                     }
                 }
             }
@@ -319,14 +319,15 @@ const STRIP_ALIGN: usize = 16;
 /// the epilogue if any (`Store`).
 ///
 /// # Safety
-/// AVX-512F; `a` holds `depth × MR` values, `b` `depth` rows of `width` at stride `ldb`, `c`
+/// AVX-512F; `a` holds `depth` columns of `MR` rows (at `a_rows`, or `0..MR` if `PACKED`)
+/// `a_col_stride` apart (`MR` if `PACKED`), `b` `depth` rows of `NR` at stride `ldb`, `c`
 /// `rows` rows of `width` at stride `ldc` (the epilogue's residual too, and its bias `rows`
 /// values); `width ≤ NR`, `rows ≤ MR`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(
+unsafe fn kernel<const PACKED: bool>(
     a: *const f32,
-    a_rows: [usize; MR],
+    a_rows: &[usize; MR],
     a_col_stride: usize,
     b: *const f32,
     ldb: usize,
@@ -353,12 +354,12 @@ unsafe fn kernel(
     unsafe {
         for p in 0..depth {
             let row = b.add(p * ldb);
-            let x0 = _mm512_maskz_loadu_ps(m0, row);
-            let x1 = _mm512_maskz_loadu_ps(m1, row.add(16));
-            let ap = a.add(p * a_col_stride);
+            let x0 = _mm512_loadu_ps(row);
+            let x1 = _mm512_loadu_ps(row.add(16));
+            let ap = a.add(p * if PACKED { MR } else { a_col_stride });
             macro_rules! fma {
                 ($i:expr, $lo:ident, $hi:ident) => {
-                    let s = _mm512_set1_ps(*ap.add(a_rows[$i]));
+                    let s = _mm512_set1_ps(*ap.add(if PACKED { $i } else { a_rows[$i] }));
                     $lo = _mm512_fmadd_ps(s, x0, $lo);
                     $hi = _mm512_fmadd_ps(s, x1, $hi);
                 };
