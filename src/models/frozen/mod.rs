@@ -2,7 +2,7 @@
 //! explanation's probability run on the CPU. Prepared once from the model's weights, never
 //! writing them: every batch norm folded into the convolution before it (`w·scale`, bias
 //! `shift`), the 1×1 weights packed once into the product kernel's panels, and bias, ReLU
-//! and the residual add applied while a product's output is in cache. A batch runs image by
+//! and the residual add applied as the kernel stores each output value. A batch runs image by
 //! image (one image per thread, its activations reused from a scratch pool, so no op
 //! allocates or zeroes fresh pages); one image runs each op on every thread. No autograd:
 //! saliency and Grad-CAM keep the model's own (unfolded) forward, whose graph they need.

@@ -2,8 +2,10 @@
 //! 1, on the direct kernels without an im2col matrix: 1.12–1.2× at one image), each block's
 //! separable convs with the batch norm after each folded into its pointwise weight, the
 //! strided blocks' `skip` 1×1 conv with `skipbn` folded, the exit convs with `bn3`/`bn4`
-//! folded and their ReLU in the product's epilogue. A block's ReLUs before a separable conv
-//! are read by its depthwise loop; a stride-1 block adds its input in the last product's
+//! folded and their ReLU in the product's epilogue. Where the 1×1 weight is packed, each
+//! separable conv is one product whose strips compute the depthwise conv (through the ReLU
+//! before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
+//! output never reaches memory; a stride-1 block adds its input in the last product's
 //! epilogue, a strided one in the pool's.
 
 use super::{

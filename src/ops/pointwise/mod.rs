@@ -2,9 +2,10 @@
 //! `y = w · x`; input gradient: `dx = wᵀ · dy`), in f32 on AVX-512. For a batch the weight is
 //! packed once per op call into 12-row panels shared by every image, where a general blocked
 //! product repacks it for each image; for one image it is read in place (`pointwise_lhs`).
-//! Each pass copies a 32-column strip of the image's `channels × pixels` operand to
-//! contiguous rows, which every panel then reads from L1. Other cases keep `gemm::matmul`
-//! (`WeightLhs` picks).
+//! Each pass fills a 32-column strip of the image's `channels × pixels` operand in
+//! contiguous rows, which every panel then reads from L1: copied, or computed there as a
+//! depthwise conv (`rhs.rs`); an `Epilogue` (bias, residual, ReLU) is applied as the kernel
+//! stores. Other cases keep `gemm::matmul` (`WeightLhs` picks).
 
 pub mod lhs;
 pub mod rhs;
