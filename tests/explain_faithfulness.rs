@@ -67,6 +67,7 @@ fn trained_grad_cam_points_at_the_manipulation_and_the_cli_writes_its_files() {
     let test: Arc<_> = data.test.clone().unwrap();
     let job = SplitJob {
         model: run.model.as_ref(),
+        frozen: run.frozen.as_ref(),
         split: &test,
         norm: run.record.normalization,
         device: &Device::Cpu,

@@ -263,6 +263,7 @@ fn explain_split(
     for run in runs {
         let job = SplitJob {
             model: run.model.as_ref(),
+            frozen: run.frozen.as_ref(),
             split: &split,
             norm: run.profile().normalization,
             device,

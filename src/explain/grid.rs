@@ -54,8 +54,8 @@ pub fn grid_maps(
     let scores = if choice.pick.needs_scores() {
         let stop = AtomicBool::new(false);
         Some(crate::eval::scores::score_split(
-            // The picks' ranking; the frozen copy is the loaded run's, not the job's.
-            crate::models::Evaluator::unfolded(job.model),
+            // The picks' ranking: no graph needed, so through the frozen copy where it is.
+            crate::models::Evaluator::new(job.model, job.frozen),
             job.split,
             16,
             job.norm,

@@ -28,6 +28,9 @@ pub struct MeanMaps {
 #[derive(Clone, Copy)]
 pub struct SplitJob<'a> {
     pub model: &'a dyn Detector,
+    /// The loaded run's frozen copy of `model`, for the forward passes that need no graph
+    /// (a grid's ranking by score).
+    pub frozen: Option<&'a crate::models::frozen::FrozenNet>,
     pub split: &'a Arc<PreparedSplit>,
     pub norm: Normalization,
     pub device: &'a Device,
@@ -60,6 +63,7 @@ pub fn mean_maps(
 ) -> Result<MeanMaps, ExplainError> {
     let SplitJob {
         model,
+        frozen: _,
         split,
         norm,
         device,

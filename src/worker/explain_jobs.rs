@@ -199,6 +199,7 @@ pub(super) fn split_maps(
     let device = run.model.params().device().clone();
     let job = SplitJob {
         model: run.model.as_ref(),
+        frozen: run.frozen.as_ref(),
         split,
         norm: run.profile().normalization,
         device: &device,
