@@ -5,7 +5,6 @@
 //! layer. Any stride and padding; f32 and f64.
 
 pub mod plane_3x3;
-pub mod unpadded_3x3;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -461,17 +460,11 @@ pub fn forward_image(
     let kk = k * k;
     // The 3×3 stride-1 loop writes every output; the general one adds into zeros.
     let writes_all = (k, g.stride) == (3, 1);
-    let unpadded = (k, g.stride, g.padding) == (3, 1, 1) && crate::ops::cpu::available();
     let plane = |(ci, y): (usize, &mut [f32])| {
-        let x = &x[ci * d.plane()..][..d.plane()];
-        if let (true, Ok(w9)) = (unpadded, <&[f32; 9]>::try_from(&weights[ci * kk..][..kk]))
-            && unpadded_3x3::correlate(x, (h, w), w9, relu, y)
-        {
-            return;
-        }
         if !writes_all {
             y.fill(0.0);
         }
+        let x = &x[ci * d.plane()..][..d.plane()];
         f32::with_scratch(d.hp() * d.wp(), |padded| {
             forward_plane_wide(&d, x, &weights[ci * kk..][..kk], y, padded)
         });

@@ -246,8 +246,8 @@ unsafe fn block(
             let depth = kc.min(k - p0);
             for j in cols.clone().step_by(NR) {
                 let width = NR.min(cols.end - j);
-                // SAFETY: the caller's bounds cover rows p0..p0+depth, columns j..j+width.
                 let next = Some(j + NR).filter(|&next| next < cols.end);
+                // SAFETY: the caller's bounds cover rows p0..p0+depth, columns j..j+width.
                 unsafe { b.fill_strip(p0, depth, j, width, next, strip) };
                 for r in rows.start / MR..rows.end.div_ceil(MR) {
                     let panel_rows = MR.min(rows.end - r * MR);
@@ -492,15 +492,16 @@ mod tests {
             let bias = values(m, 0.61);
             let residual = values(m * n, 0.47);
             let mut dw = vec![0.0f32; k * n];
+            // The depthwise op's plane loop, on a zero-padded copy through the ReLU.
+            let mut padded = vec![0.0f32; (h + 2) * (w + 2)];
             for ((plane, out), t) in x.chunks(n).zip(dw.chunks_mut(n)).zip(taps.chunks(9)) {
+                for (row, src) in padded[w + 2..].chunks_mut(w + 2).zip(plane.chunks(w)) {
+                    for (p, &v) in row[1..].iter_mut().zip(src) {
+                        *p = if relu { v.max(0.0) } else { v };
+                    }
+                }
                 let t: &[f32; 9] = t.try_into().unwrap();
-                assert!(crate::ops::depthwise::unpadded_3x3::correlate(
-                    plane,
-                    (h, w),
-                    t,
-                    relu,
-                    out
-                ));
+                crate::ops::depthwise::plane_3x3::correlate(&padded, w + 2, t, out, (h, w));
             }
             let packed = PackedLhs::pack(&a, m, k, k, 1).unwrap();
             let mut want = vec![0.0f32; m * n];
