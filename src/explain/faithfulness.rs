@@ -15,7 +15,7 @@ use super::mean_maps::SplitJob;
 use super::method::{Method, explain};
 use crate::data::index::mask_path_for;
 use crate::data::profile::INPUT_SIZE;
-use crate::models::Detector;
+use crate::models::Evaluator;
 
 /// A ground-truth manipulation mask at the model's input size.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,7 +130,7 @@ pub struct DeletionCurve {
 /// Removes the top `k / steps` of `image`'s pixels (1×3×H×W, normalised) by `map`, for
 /// k = 0…steps, scoring all copies in one batch.
 pub fn deletion_curve(
-    model: &dyn Detector,
+    model: Evaluator<'_>,
     image: &Tensor,
     map: &Heatmap,
     steps: usize,
@@ -159,7 +159,7 @@ pub fn deletion_curve(
     }
     let batch = Tensor::from_vec(batch, (steps + 1, channels, height, width), image.device())?
         .to_dtype(image.dtype())?;
-    let logits = model.forward_t(&batch, false)?;
+    let logits = model.logits(&batch)?;
     let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(candle_core::DType::F32)?)?;
     let fake_scores: Vec<f64> = probs
         .to_vec2::<f32>()?
@@ -261,6 +261,8 @@ pub fn measure_faithfulness(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<FaithfulnessReport, ExplainError> {
     let (model, split) = (job.model, job.split);
+    // The deletion curves need no graph: through the frozen copy where the run has one.
+    let evaluator = Evaluator::new(model, job.frozen);
     let fakes: Vec<usize> = (0..split.len())
         .filter(|&i| split.samples[i].label == crate::LABEL_FAKE)
         .take(limit.unwrap_or(usize::MAX))
@@ -283,7 +285,7 @@ pub fn measure_faithfulness(
             .then(|| Mask::load(&mask_path_for(&path), INPUT_SIZE).ok())
             .flatten();
         let tolerant = mask.as_ref().map(|m| m.dilated(POINTING_TOLERANCE_PX));
-        let curve = deletion_curve(model, &image, &map, DELETION_STEPS)?;
+        let curve = deletion_curve(evaluator, &image, &map, DELETION_STEPS)?;
         per_image.push(FakeMeasure {
             hit: tolerant.as_ref().map(|m| pointing_hit(&map, m)),
             energy_inside: mask.as_ref().map(|m| energy_inside(&map, m)),

@@ -29,7 +29,7 @@ pub struct MeanMaps {
 pub struct SplitJob<'a> {
     pub model: &'a dyn Detector,
     /// The loaded run's frozen copy of `model`, for the forward passes that need no graph
-    /// (a grid's ranking by score).
+    /// (a grid's ranking by score, the deletion curves).
     pub frozen: Option<&'a crate::models::frozen::FrozenNet>,
     pub split: &'a Arc<PreparedSplit>,
     pub norm: Normalization,
