@@ -274,9 +274,9 @@ unsafe fn block(
                     // keeps twelve registers and a copied array for other things.
                     unsafe {
                         if packed {
-                            kernel::<true>(panel, &a_rows, MR, strip, NR, depth, store)
+                            kernel::<true>(panel, &a_rows, a_col_stride, strip, depth, store)
                         } else {
-                            kernel::<false>(panel, &a_rows, a_col_stride, strip, NR, depth, store)
+                            kernel::<false>(panel, &a_rows, a_col_stride, strip, depth, store)
                         }
                     }
                 }
@@ -321,7 +321,7 @@ const STRIP_ALIGN: usize = 16;
 ///
 /// # Safety
 /// AVX-512F; `a` holds `depth` columns of `MR` rows (at `a_rows`, or `0..MR` if `PACKED`)
-/// `a_col_stride` apart (`MR` if `PACKED`), `b` `depth` rows of `NR` at stride `ldb`, `c`
+/// `a_col_stride` apart (`MR` if `PACKED`), `b` (the strip) `depth` rows of `NR`, `c`
 /// `rows` rows of `width` at stride `ldc` (the epilogue's residual too, and its bias `rows`
 /// values); `width ≤ NR`, `rows ≤ MR`.
 #[cfg(target_arch = "x86_64")]
@@ -331,7 +331,6 @@ unsafe fn kernel<const PACKED: bool>(
     a_rows: &[usize; MR],
     a_col_stride: usize,
     b: *const f32,
-    ldb: usize,
     depth: usize,
     store: Store,
 ) {
@@ -354,7 +353,7 @@ unsafe fn kernel<const PACKED: bool>(
     // SAFETY (whole body): the caller's bounds; masked lanes are neither read nor written.
     unsafe {
         for p in 0..depth {
-            let row = b.add(p * ldb);
+            let row = b.add(p * NR);
             let x0 = _mm512_loadu_ps(row);
             let x1 = _mm512_loadu_ps(row.add(16));
             let ap = a.add(p * if PACKED { MR } else { a_col_stride });
