@@ -18,6 +18,7 @@ use crate::ops::conv::direct::{self, DirectDims};
 use crate::ops::depthwise::forward_image as depthwise_image;
 use crate::ops::geometry::{ConvGeometry, PoolGeometry};
 use crate::ops::pointwise::Rhs;
+use crate::ops::pointwise::rhs::patch_grid;
 use crate::ops::pool::max_pool_add_image;
 
 /// `pointwise(depthwise(relu?(x)))` with the following batch norm folded in.
@@ -102,6 +103,10 @@ impl FrozenSeparable {
 
 struct FrozenBlock {
     rep: Vec<FrozenSeparable>,
+    /// Whether `rep[i]` applies a ReLU as its product stores: the ReLU before `rep[i + 1]`,
+    /// which reads nothing else (the block's input, which the skip also reads, keeps its
+    /// ReLU in the first conv's strips).
+    relu_out: Vec<bool>,
     pool_stride: Option<usize>,
     skip: Option<(FoldedWeight, usize)>,
 }
@@ -130,6 +135,10 @@ impl FrozenBlock {
         if relu_pending || conv.is_some() {
             candle_core::bail!("frozen Xception: a block that does not end in a batch norm")
         }
+        let mut relu_out = vec![false; rep.len()];
+        for i in 1..rep.len() {
+            relu_out[i - 1] = std::mem::take(&mut rep[i].relu_first);
+        }
         let skip = match &block.skip {
             Some((w, _, bn, stride)) => {
                 let (c_out, c_in, _, _) = w.dims4()?;
@@ -142,34 +151,37 @@ impl FrozenBlock {
         };
         Ok(FrozenBlock {
             rep,
+            relu_out,
             pool_stride,
             skip,
         })
     }
 
-    /// The block on `s.buffers[0]` (of `shape`), its output left there.
-    fn apply(
+    /// The strided 1×1 projection of the block's `input` into `skip` (`dw` is scratch), and
+    /// its shape; the input's shape when the block adds its input itself.
+    fn skip_branch(
         &self,
-        s: &mut Scratch,
+        input: &[f32],
         shape: (usize, usize, usize),
+        dw: &mut Vec<f32>,
+        skip: &mut Vec<f32>,
         threads: usize,
     ) -> candle_core::Result<(usize, usize, usize)> {
-        let [input, x, y, dw, skip] = &mut s.buffers;
-        let residual_in_epilogue = self.pool_stride.is_none() && self.skip.is_none();
-        let mut at = shape;
-        for (i, conv) in self.rep.iter().enumerate() {
-            let last = i + 1 == self.rep.len();
-            let residual = (last && residual_in_epilogue).then_some(&input[..]);
-            let src: &[f32] = if i == 0 { input } else { x };
-            at = conv.apply(src, at, dw, y, false, residual, threads)?;
-            std::mem::swap(x, y);
-        }
-        let (c, h, w) = at;
-        // The branch added to the rep's output: the input, or its strided 1×1 projection.
-        let mut skip_shape = shape;
-        if let Some((weight, stride)) = &self.skip {
-            let (ci, hi, wi) = shape;
-            let (oh, ow) = ((hi - 1) / stride + 1, (wi - 1) / stride + 1);
+        let Some((weight, stride)) = &self.skip else {
+            return Ok(shape);
+        };
+        let (ci, hi, wi) = shape;
+        let (oh, ow) = patch_grid((hi, wi), 1, *stride);
+        if weight.is_packed() {
+            // The product gathers the subsampled pixels as it fills each strip.
+            let rhs = Rhs::Patches {
+                x: &input[..ci * hi * wi],
+                hw: (hi, wi),
+                kernel: 1,
+                stride: *stride,
+            };
+            weight.apply(rhs, oh * ow, skip, false, None, threads)?;
+        } else {
             let picked = sized(dw, ci * oh * ow);
             let planes = input.chunks(hi * wi).take(ci);
             for (plane, out) in planes.zip(picked.chunks_exact_mut(oh * ow)) {
@@ -185,8 +197,31 @@ impl FrozenBlock {
                 ldb: oh * ow,
             };
             weight.apply(rhs, oh * ow, skip, false, None, threads)?;
-            skip_shape = (weight.rows(), oh, ow);
         }
+        Ok((weight.rows(), oh, ow))
+    }
+
+    /// The block on `s.buffers[0]` (of `shape`), its output left there.
+    fn apply(
+        &self,
+        s: &mut Scratch,
+        shape: (usize, usize, usize),
+        threads: usize,
+    ) -> candle_core::Result<(usize, usize, usize)> {
+        let [input, x, y, dw, skip] = &mut s.buffers;
+        // First, while the input is in cache from the op that wrote it (read strided after
+        // the rep, it missed to memory).
+        let skip_shape = self.skip_branch(input, shape, dw, skip, threads)?;
+        let residual_in_epilogue = self.pool_stride.is_none() && self.skip.is_none();
+        let mut at = shape;
+        for (i, conv) in self.rep.iter().enumerate() {
+            let last = i + 1 == self.rep.len();
+            let residual = (last && residual_in_epilogue).then_some(&input[..]);
+            let src: &[f32] = if i == 0 { input } else { x };
+            at = conv.apply(src, at, dw, y, self.relu_out[i], residual, threads)?;
+            std::mem::swap(x, y);
+        }
+        let (c, h, w) = at;
         let branch: &[f32] = if self.skip.is_some() { skip } else { input };
         match self.pool_stride {
             Some(stride) => {
@@ -241,7 +276,9 @@ impl FrozenConv {
                 None,
                 (c_out, c_in * k * k),
                 (&scale, &shift),
-                k == 1,
+                // A 1×1 conv, or a strided one whose unpadded patches the product gathers
+                // (`conv1`; `conv2` runs on the direct kernels, which read the plain values).
+                k == 1 || (geometry.padding == 0 && geometry.stride > 1),
             )?,
             k,
             geometry,
@@ -276,6 +313,22 @@ impl FrozenConv {
             let (x, w, b) = (&x[..c_in * h * w], self.weight.values(), self.weight.bias());
             direct::forward_into(x, w, b, &d, true, out);
             return Ok((d.c_out, oh, ow));
+        }
+        if self.weight.is_packed() && self.geometry.padding == 0 && self.geometry.stride > 1 {
+            // The im2col matrix's strips gathered as the product fills them (`conv1`: 27 ×
+            // 16,129 values never written).
+            let (oh, ow) = patch_grid((h, w), self.k, self.geometry.stride);
+            if x.len() < c_in * h * w || oh == 0 || ow == 0 {
+                candle_core::bail!("frozen conv: input {shape:?} too small")
+            }
+            let rhs = Rhs::Patches {
+                x: &x[..c_in * h * w],
+                hw: (h, w),
+                kernel: self.k,
+                stride: self.geometry.stride,
+            };
+            self.weight.apply(rhs, oh * ow, out, true, None, threads)?;
+            return Ok((self.weight.rows(), oh, ow));
         }
         let (oh, ow) = im2col_image(x, shape, self.k, self.geometry, col)?;
         let rhs = Rhs::Dense {

@@ -20,6 +20,16 @@ pub enum Rhs<'a> {
         taps: &'a [f32],
         relu: bool,
     },
+    /// The im2col matrix of `planes` of `h × w` pixels for a `kernel × kernel` window at
+    /// `stride`, without padding: row `(c·kernel + dy)·kernel + dx`, column `oy·ow + ox`
+    /// holds `x[c][oy·stride + dy][ox·stride + dx]`. Read from `x` as each strip is filled,
+    /// so the matrix is never written (kernel 1: a strided 1×1 conv's subsampled input).
+    Patches {
+        x: &'a [f32],
+        hw: (usize, usize),
+        kernel: usize,
+        stride: usize,
+    },
 }
 
 impl Rhs<'_> {
@@ -29,6 +39,21 @@ impl Rhs<'_> {
             Rhs::Dense { b, ldb } => ldb >= n && b.len() >= (k - 1) * ldb + n,
             Rhs::Depthwise3x3 { x, hw, taps, .. } => {
                 hw.0 * hw.1 == n && x.len() >= k * n && taps.len() >= 9 * k
+            }
+            Rhs::Patches {
+                x,
+                hw: (h, w),
+                kernel,
+                stride,
+            } => {
+                let window = kernel * kernel;
+                let (oh, ow) = patch_grid((h, w), kernel, stride);
+                // Offsets fit the gather's i32 lanes (one plane's pixels).
+                window > 0
+                    && k.is_multiple_of(window)
+                    && oh * ow == n
+                    && x.len() >= (k / window) * h * w
+                    && i32::try_from(h * w).is_ok()
             }
         }
     }
@@ -92,6 +117,145 @@ impl Rhs<'_> {
                     }
                 }
             }
+            Rhs::Patches {
+                x,
+                hw,
+                kernel,
+                stride,
+            } => {
+                // SAFETY: the caller's bounds (`fits`).
+                unsafe {
+                    patch_strip(x, hw, (kernel, stride), (p0, depth), (j, width), strip);
+                    if let Some(next) = next {
+                        prefetch_patches(x, hw, (kernel, stride), (p0, depth), next);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output grid of a `kernel` window at `stride` without padding over `h × w`.
+pub(crate) fn patch_grid((h, w): (usize, usize), kernel: usize, stride: usize) -> (usize, usize) {
+    let side =
+        |len: usize| (len.saturating_sub(kernel) / stride.max(1) + 1) * usize::from(len >= kernel);
+    (side(h), side(w))
+}
+
+/// Rows `p0..p0 + depth` of `Rhs::Patches` at columns `j..j + width` into `strip` (zero
+/// past `width`). At stride 1 or 2, each run of at most 16 columns within one output row
+/// reads one span of its input row: two loads and a permute (a gather cost ~8 ns, and the
+/// gathers were a third of LilXception's strip fills); other strides gather.
+///
+/// # Safety
+/// AVX-512F; `Rhs::Patches::fits` for `p0 + depth` rows and `j + width` columns; `strip`
+/// holds `depth × NR` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn patch_strip(
+    x: &[f32],
+    (h, w): (usize, usize),
+    (kernel, stride): (usize, usize),
+    (p0, depth): (usize, usize),
+    (j, width): (usize, usize),
+    strip: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let ow = patch_grid((h, w), kernel, stride).1;
+    let window = kernel * kernel;
+    // Each lane's window corner inside a plane (`fits`: plane offsets fit in i32), and the
+    // runs of lanes `(first lane, lanes, corner)` of at most 16 within one output row.
+    let mut corner = [0i32; NR];
+    let mut runs = [(0usize, 0usize, 0usize); NR];
+    let mut run_count = 0;
+    for (lane, lane_corner) in corner.iter_mut().enumerate().take(width) {
+        let q = j + lane;
+        let at = (q / ow) * stride * w + (q % ow) * stride;
+        *lane_corner = at as i32;
+        let extends = run_count > 0 && {
+            let (first, lanes, start) = runs[run_count - 1];
+            lanes < 16 && first + lanes == lane && start + lanes * stride == at
+        };
+        if extends {
+            runs[run_count - 1].1 += 1;
+        } else {
+            runs[run_count] = (lane, 1, at);
+            run_count += 1;
+        }
+    }
+    let runs = &runs[..run_count];
+    // SAFETY: `corner` holds NR values; every unmasked lane of a load, gather or store reads
+    // a pixel of its plane (the window fits the plane, the plane lies inside `x`: `fits`) or
+    // writes inside the strip row (a run ends at lane `width ≤ NR`).
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let (m0, m1) = (lane_mask(width), lane_mask(width.saturating_sub(16)));
+        let (c0, c1) = (
+            _mm512_loadu_si512(corner.as_ptr().cast()),
+            _mm512_loadu_si512(corner.as_ptr().add(16).cast()),
+        );
+        for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
+            let (c, t) = ((p0 + p) / window, (p0 + p) % window);
+            let base = x.as_ptr().add(c * h * w + (t / kernel) * w + t % kernel);
+            let out = row.as_mut_ptr();
+            if stride > 2 {
+                let v0 = _mm512_mask_i32gather_ps::<4>(zero, m0, c0, base);
+                let v1 = _mm512_mask_i32gather_ps::<4>(zero, m1, c1, base);
+                _mm512_storeu_ps(out, v0);
+                _mm512_storeu_ps(out.add(16), v1);
+                continue;
+            }
+            if width < NR {
+                _mm512_storeu_ps(out, zero);
+                _mm512_storeu_ps(out.add(16), zero);
+            }
+            for &(first, lanes, start) in runs {
+                // The run's pixels: `stride·(lanes − 1) + 1` values from its first corner.
+                let span = stride * (lanes - 1) + 1;
+                let src = base.add(start);
+                let lo = _mm512_maskz_loadu_ps(lane_mask(span.min(16)), src);
+                let picked = if stride == 1 {
+                    lo
+                } else {
+                    let hi = _mm512_maskz_loadu_ps(lane_mask(span.saturating_sub(16)), src.add(16));
+                    _mm512_permutex2var_ps(lo, even, hi)
+                };
+                _mm512_mask_storeu_ps(out.add(first), lane_mask(lanes), picked);
+            }
+        }
+    }
+}
+
+/// Prefetches the lines the strip at column `next` gathers first for rows `p0..p0 + depth`
+/// of `Rhs::Patches`: its lanes 0, 8, 16 and 24 (the pixels of 32 columns at stride 2 span
+/// four lines of a row; the gathers of a subsampled 125 × 125 plane missed to memory).
+///
+/// # Safety
+/// AVX-512F (a prefetch does not fault: its addresses need not lie inside `x`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn prefetch_patches(
+    x: &[f32],
+    (h, w): (usize, usize),
+    (kernel, stride): (usize, usize),
+    (p0, depth): (usize, usize),
+    next: usize,
+) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    let ow = patch_grid((h, w), kernel, stride).1.max(1);
+    let corners: [usize; 4] = std::array::from_fn(|i| {
+        let q = next + 8 * i;
+        (q / ow) * stride * w + (q % ow) * stride
+    });
+    let window = kernel * kernel;
+    for p in p0..p0 + depth {
+        let (c, t) = (p / window, p % window);
+        let base = x
+            .as_ptr()
+            .wrapping_add(c * h * w + (t / kernel) * w + t % kernel);
+        for &corner in &corners {
+            _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(corner).cast());
         }
     }
 }
