@@ -1,13 +1,15 @@
-//! Xception and LilXception frozen: the entry convs with `bn1`/`bn2` folded (`conv2`, stride
-//! 1, on the direct kernels without an im2col matrix: 1.12–1.2× at one image), each block's
-//! separable convs with the batch norm after each folded into its pointwise weight, the
-//! strided blocks' `skip` 1×1 conv with `skipbn` folded, the exit convs with `bn3`/`bn4`
+//! Xception and LilXception frozen: the entry convs with `bn1`/`bn2` folded (`conv1`, stride
+//! 2, a product whose strips gather its patches, `Rhs::Patches`: no im2col matrix; `conv2`,
+//! stride 1, on the direct kernels: 1.12–1.2× at one image), each block's separable convs
+//! with the batch norm after each folded into its pointwise weight, the strided blocks'
+//! `skip` 1×1 conv with `skipbn` folded (its subsampled input gathered the same way, run
+//! before the rep while the block's input is in cache), the exit convs with `bn3`/`bn4`
 //! folded and their ReLU in the product's epilogue. Where the 1×1 weight is packed, each
 //! separable conv is one product whose strips compute the depthwise conv (through the ReLU
 //! before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
-//! output never reaches memory; a stride-1 block adds its input in the last product's
-//! epilogue, a strided one in the pool's.
-
+//! output never reaches memory; a ReLU between two separable convs is applied as the first
+//! one stores; a stride-1 block adds its input in the last product's epilogue, a strided one
+//! in the pool's.
 use super::{
     FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, sized, values_of,
 };
