@@ -10,6 +10,7 @@
 //! output never reaches memory; a ReLU between two separable convs is applied as the first
 //! one stores; a stride-1 block adds its input in the last product's epilogue, a strided one
 //! in the pool's.
+
 use super::{
     FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, sized, values_of,
 };
