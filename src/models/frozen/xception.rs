@@ -185,16 +185,12 @@ impl FrozenBlock {
             };
             weight.apply(rhs, oh * ow, skip, false, None, threads)?;
         } else {
-            let picked = sized(dw, ci * oh * ow);
-            let planes = input.chunks(hi * wi).take(ci);
-            for (plane, out) in planes.zip(picked.chunks_exact_mut(oh * ow)) {
-                let rows = plane.chunks(wi * stride);
-                for (row, out_row) in rows.zip(out.chunks_exact_mut(ow)) {
-                    for (o, pixels) in out_row.iter_mut().zip(row[..wi].chunks(*stride)) {
-                        *o = pixels[0];
-                    }
-                }
-            }
+            // The subsampled input: the im2col matrix of a 1×1 window.
+            let geometry = ConvGeometry {
+                stride: *stride,
+                padding: 0,
+            };
+            im2col_image(input, shape, 1, geometry, dw)?;
             let rhs = Rhs::Dense {
                 b: dw,
                 ldb: oh * ow,
@@ -258,6 +254,13 @@ impl FrozenBlock {
     }
 }
 
+/// Whether a convolution's product gathers its patches (`Rhs::Patches`: unpadded and
+/// strided, as `conv1`) rather than reading an im2col matrix or running on the direct
+/// kernels (stride 1).
+fn gathers_patches(geometry: ConvGeometry) -> bool {
+    geometry.padding == 0 && geometry.stride > 1
+}
+
 /// A dense convolution (im2col + product) with its batch norm folded and a ReLU after.
 struct FrozenConv {
     weight: FoldedWeight,
@@ -279,9 +282,9 @@ impl FrozenConv {
                 None,
                 (c_out, c_in * k * k),
                 (&scale, &shift),
-                // A 1×1 conv, or a strided one whose unpadded patches the product gathers
-                // (`conv1`; `conv2` runs on the direct kernels, which read the plain values).
-                k == 1 || (geometry.padding == 0 && geometry.stride > 1),
+                // A 1×1 conv, or one whose patches the product gathers (`conv2` runs on the
+                // direct kernels, which read the plain values).
+                k == 1 || gathers_patches(geometry),
             )?,
             k,
             geometry,
@@ -317,7 +320,7 @@ impl FrozenConv {
             direct::forward_into(x, w, b, &d, true, out);
             return Ok((d.c_out, oh, ow));
         }
-        if self.weight.is_packed() && self.geometry.padding == 0 && self.geometry.stride > 1 {
+        if self.weight.is_packed() && gathers_patches(self.geometry) {
             // The im2col matrix's strips gathered as the product fills them (`conv1`: 27 ×
             // 16,129 values never written).
             let (oh, ow) = patch_grid((h, w), self.k, self.geometry.stride);

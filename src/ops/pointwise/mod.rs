@@ -241,17 +241,19 @@ unsafe fn block(
     {
         let k = a.dims().1;
         let kc = depth_per_pass(&a);
-        let per_chunk = (CHUNK_VALUES / (kc.min(k) * NR)).max(1);
+        // A pass is at most `kc` deep, and no deeper than the operand.
+        let pass_depth = kc.min(k);
+        let per_chunk = (CHUNK_VALUES / (pass_depth * NR)).max(1);
         // The strips of `b` one chunk reads, copied to contiguous rows of NR: read in place,
         // a power-of-two row stride (16×16 or 64×64 pixels) maps all its rows onto a few L1
         // sets, and every panel then reread it from L2 (measured: the kernel ran at half the
         // core's peak).
-        f32::with_scratch(per_chunk * kc * NR + STRIP_ALIGN, |buffer| {
+        f32::with_scratch(per_chunk * pass_depth * NR + STRIP_ALIGN, |buffer| {
             let offset = buffer
                 .as_ptr()
                 .align_offset(STRIP_ALIGN * 4)
                 .min(STRIP_ALIGN);
-            let strips = &mut buffer[offset..][..per_chunk * kc * NR];
+            let strips = &mut buffer[offset..][..per_chunk * pass_depth * NR];
             for p0 in (0..k).step_by(kc) {
                 let depth = p0..p0 + kc.min(k - p0);
                 for j0 in cols.clone().step_by(per_chunk * NR) {

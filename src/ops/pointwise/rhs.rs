@@ -142,6 +142,18 @@ pub(crate) fn patch_grid((h, w): (usize, usize), kernel: usize, stride: usize) -
     (side(h), side(w))
 }
 
+/// Where, inside its plane, column `q` of `Rhs::Patches` has its window's corner (output
+/// grid `ow` wide).
+fn patch_corner(q: usize, ow: usize, stride: usize, w: usize) -> usize {
+    (q / ow) * stride * w + (q % ow) * stride
+}
+
+/// Where, inside `x`, row `p` of `Rhs::Patches` reads its plane, offset by its tap.
+fn patch_row_offset(p: usize, kernel: usize, (h, w): (usize, usize)) -> usize {
+    let (c, t) = (p / (kernel * kernel), p % (kernel * kernel));
+    c * h * w + (t / kernel) * w + t % kernel
+}
+
 /// Rows `p0..p0 + depth` of `Rhs::Patches` at columns `j..j + width` into `strip` (zero
 /// past `width`). At stride 1 or 2, each run of at most 16 columns within one output row
 /// reads one span of its input row: two loads and a permute (a gather cost ~8 ns, and the
@@ -162,15 +174,13 @@ unsafe fn patch_strip(
 ) {
     use std::arch::x86_64::*;
     let ow = patch_grid((h, w), kernel, stride).1;
-    let window = kernel * kernel;
     // Each lane's window corner inside a plane (`fits`: plane offsets fit in i32), and the
     // runs of lanes `(first lane, lanes, corner)` of at most 16 within one output row.
     let mut corner = [0i32; NR];
     let mut runs = [(0usize, 0usize, 0usize); NR];
     let mut run_count = 0;
     for (lane, lane_corner) in corner.iter_mut().enumerate().take(width) {
-        let q = j + lane;
-        let at = (q / ow) * stride * w + (q % ow) * stride;
+        let at = patch_corner(j + lane, ow, stride, w);
         *lane_corner = at as i32;
         let extends = run_count > 0 && {
             let (first, lanes, start) = runs[run_count - 1];
@@ -196,8 +206,7 @@ unsafe fn patch_strip(
             _mm512_loadu_si512(corner.as_ptr().add(16).cast()),
         );
         for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
-            let (c, t) = ((p0 + p) / window, (p0 + p) % window);
-            let base = x.as_ptr().add(c * h * w + (t / kernel) * w + t % kernel);
+            let base = x.as_ptr().add(patch_row_offset(p0 + p, kernel, (h, w)));
             let out = row.as_mut_ptr();
             if stride > 2 {
                 let v0 = _mm512_mask_i32gather_ps::<4>(zero, m0, c0, base);
@@ -244,16 +253,9 @@ unsafe fn prefetch_patches(
 ) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     let ow = patch_grid((h, w), kernel, stride).1.max(1);
-    let corners: [usize; 4] = std::array::from_fn(|i| {
-        let q = next + 8 * i;
-        (q / ow) * stride * w + (q % ow) * stride
-    });
-    let window = kernel * kernel;
+    let corners: [usize; 4] = std::array::from_fn(|i| patch_corner(next + 8 * i, ow, stride, w));
     for p in p0..p0 + depth {
-        let (c, t) = (p / window, p % window);
-        let base = x
-            .as_ptr()
-            .wrapping_add(c * h * w + (t / kernel) * w + t % kernel);
+        let base = x.as_ptr().wrapping_add(patch_row_offset(p, kernel, (h, w)));
         for &corner in &corners {
             _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(corner).cast());
         }
