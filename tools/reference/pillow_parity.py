@@ -2,9 +2,13 @@
 (Pillow decoding, `Image.resize((256, 256), Image.BILINEAR)`, ToTensor + the run's
 normalisation, softmax): on N lfw-faceswap val files as JPEG, and as PNG copies of Pillow's
 decoded pixels (identical pixels: only the resize can differ). FakeLens' side is
-`fakelens predict --crop whole` (its raw, uncalibrated probability).
-Run: python3 tools/reference/pillow_parity.py --run RUN_DIR [--count 200]
-Prints one JSON object with the mean and max absolute differences per format."""
+`fakelens predict --crop whole` (its raw, uncalibrated probability). With --saliency N, also
+the Pearson correlation of the two saliency maps (|d fake logit / d model input|, max over
+colour channels; FakeLens' from `fakelens explain --class fake`, its raw .npy) on the first
+N real and N fake of those files, each format. The run must frame whole images.
+Run: python3 tools/reference/pillow_parity.py --run RUN_DIR [--count 200] [--saliency 10]
+Prints one JSON object with the mean and max absolute differences per format (and the mean
+and least correlations)."""
 import argparse, csv, json, os, subprocess, sys, tempfile
 
 import numpy as np
@@ -21,6 +25,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--run", required=True)
 p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "datasets", "lfw-faceswap"))
 p.add_argument("--count", type=int, default=200)
+p.add_argument("--saliency", type=int, default=0)
 p.add_argument("--fakelens", default=os.path.join(ROOT, "target", "release", "fakelens"))
 args = p.parse_args()
 
@@ -38,12 +43,31 @@ for label in ("real", "fake"):
     files += [os.path.join(folder, f) for f in sorted(os.listdir(folder))[: args.count // 2]]
 
 
-def torch_probability(path):
+def model_input(path):
     image = Image.open(path).convert("RGB").resize((256, 256), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+def torch_probability(path):
     with torch.no_grad():
-        logits = model(((x - mean) / std).unsqueeze(0))
+        logits = model(model_input(path))
     return torch.softmax(logits, dim=1)[0, 1].item()
+
+
+def torch_saliency(path):
+    x = model_input(path).requires_grad_(True)
+    model(x)[0, 1].backward()
+    return x.grad.abs().amax(dim=1)[0].numpy()
+
+
+def fakelens_saliency(path, folder):
+    out = os.path.join(folder, "explain")
+    subprocess.run([args.fakelens, "explain", "--run", args.run, "--image", path,
+                    "--class", "fake", "--out", out], check=True, capture_output=True)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = next(f for f in os.listdir(out) if f.startswith(stem + ".") and f.endswith(".saliency.npy"))
+    return np.load(os.path.join(out, name))
 
 
 def fakelens_probabilities(paths, folder):
@@ -67,4 +91,12 @@ with tempfile.TemporaryDirectory() as folder:
         ours = fakelens_probabilities(paths, folder)
         diffs = [abs(ours[os.path.basename(p)] - torch_probability(p)) for p in paths]
         result[name] = {"mean_abs_diff": float(np.mean(diffs)), "max_abs_diff": float(np.max(diffs))}
+        if args.saliency:
+            half = len(paths) // 2
+            chosen = paths[: args.saliency] + paths[half: half + args.saliency]
+            r = [np.corrcoef(fakelens_saliency(p, folder).ravel(), torch_saliency(p).ravel())[0, 1]
+                 for p in chosen]
+            result[name]["saliency_pearson_mean"] = float(np.mean(r))
+            result[name]["saliency_pearson_min"] = float(np.min(r))
+            result[name]["saliency_images"] = len(chosen)
 print(json.dumps(result))

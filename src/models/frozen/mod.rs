@@ -342,10 +342,15 @@ pub(crate) fn per_image(
             .map(|x| pool.with(|s| image(x, s, 1)))
             .collect::<candle_core::Result<_>>()?
     } else {
-        values
-            .chunks(per)
-            .map(|x| pool.with(|s| image(x, s, threads)))
-            .collect::<candle_core::Result<_>>()?
+        // On a pool thread: each op's tasks then start on this thread and the one spinning
+        // beside it, where from outside the pool every op injected its tasks and slept until
+        // woken (LilXception at one image: 1.03–1.09×, measured interleaved).
+        rayon::scope(|_| {
+            values
+                .chunks(per)
+                .map(|x| pool.with(|s| image(x, s, threads)))
+                .collect::<candle_core::Result<_>>()
+        })?
     };
     Ok(rows.concat())
 }

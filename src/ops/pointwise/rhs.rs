@@ -148,10 +148,23 @@ fn patch_corner(q: usize, ow: usize, stride: usize, w: usize) -> usize {
     (q / ow) * stride * w + (q % ow) * stride
 }
 
-/// Where, inside `x`, row `p` of `Rhs::Patches` reads its plane, offset by its tap.
-fn patch_row_offset(p: usize, kernel: usize, (h, w): (usize, usize)) -> usize {
-    let (c, t) = (p / (kernel * kernel), p % (kernel * kernel));
-    c * h * w + (t / kernel) * w + t % kernel
+/// Where, inside `x`, rows `p0, p0 + 1, …` of `Rhs::Patches` read their plane, offset by
+/// their tap: stepped along the rows (two divisions for the first, none after).
+fn patch_row_offsets(
+    p0: usize,
+    kernel: usize,
+    (h, w): (usize, usize),
+) -> impl Iterator<Item = usize> {
+    let taps = kernel * kernel;
+    let (mut plane, mut tap) = (p0 / taps, p0 % taps);
+    std::iter::from_fn(move || {
+        let offset = plane * h * w + (tap / kernel) * w + tap % kernel;
+        tap += 1;
+        if tap == taps {
+            (plane, tap) = (plane + 1, 0);
+        }
+        Some(offset)
+    })
 }
 
 /// Rows `p0..p0 + depth` of `Rhs::Patches` at columns `j..j + width` into `strip` (zero
@@ -173,25 +186,35 @@ unsafe fn patch_strip(
     strip: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let ow = patch_grid((h, w), kernel, stride).1;
-    // Each lane's window corner inside a plane (`fits`: plane offsets fit in i32), and the
-    // runs of lanes `(first lane, lanes, corner)` of at most 16 within one output row.
+    let ow = patch_grid((h, w), kernel, stride).1.max(1);
+    // Each lane's window corner inside a plane (`fits`: plane offsets fit in i32), walked
+    // along the output grid from the strip's first column (one division per strip, not two
+    // per lane), and the runs of at most 16 lanes within one output row.
     let mut corner = [0i32; NR];
-    let mut runs = [(0usize, 0usize, 0usize); NR];
+    let mut runs = [Run::default(); NR];
     let mut run_count = 0;
+    let (mut at, mut ox) = (patch_corner(j, ow, stride, w), j % ow);
+    let (mut first, mut lanes, mut start) = (0, 0, 0);
     for (lane, lane_corner) in corner.iter_mut().enumerate().take(width) {
-        let at = patch_corner(j + lane, ow, stride, w);
         *lane_corner = at as i32;
-        let extends = run_count > 0 && {
-            let (first, lanes, start) = runs[run_count - 1];
-            lanes < 16 && first + lanes == lane && start + lanes * stride == at
-        };
-        if extends {
-            runs[run_count - 1].1 += 1;
-        } else {
-            runs[run_count] = (lane, 1, at);
+        if lanes > 0 && (lanes == 16 || ox == 0) {
+            runs[run_count] = Run::new(first, lanes, start, stride);
             run_count += 1;
+            lanes = 0;
         }
+        if lanes == 0 {
+            (first, start) = (lane, at);
+        }
+        lanes += 1;
+        (at, ox) = (at + stride, ox + 1);
+        if ox == ow {
+            // The next output row's first window.
+            (at, ox) = (at - ow * stride + stride * w, 0);
+        }
+    }
+    if lanes > 0 {
+        runs[run_count] = Run::new(first, lanes, start, stride);
+        run_count += 1;
     }
     let runs = &runs[..run_count];
     // SAFETY: `corner` holds NR values; every unmasked lane of a load, gather or store reads
@@ -205,8 +228,9 @@ unsafe fn patch_strip(
             _mm512_loadu_si512(corner.as_ptr().cast()),
             _mm512_loadu_si512(corner.as_ptr().add(16).cast()),
         );
-        for (p, row) in strip.chunks_exact_mut(NR).take(depth).enumerate() {
-            let base = x.as_ptr().add(patch_row_offset(p0 + p, kernel, (h, w)));
+        let rows = strip.chunks_exact_mut(NR).take(depth);
+        for (row, offset) in rows.zip(patch_row_offsets(p0, kernel, (h, w))) {
+            let base = x.as_ptr().add(offset);
             let out = row.as_mut_ptr();
             if stride > 2 {
                 let v0 = _mm512_mask_i32gather_ps::<4>(zero, m0, c0, base);
@@ -219,19 +243,40 @@ unsafe fn patch_strip(
                 _mm512_storeu_ps(out, zero);
                 _mm512_storeu_ps(out.add(16), zero);
             }
-            for &(first, lanes, start) in runs {
-                // The run's pixels: `stride·(lanes − 1) + 1` values from its first corner.
-                let span = stride * (lanes - 1) + 1;
-                let src = base.add(start);
-                let lo = _mm512_maskz_loadu_ps(lane_mask(span.min(16)), src);
+            for run in runs {
+                let src = base.add(run.start);
+                let lo = _mm512_maskz_loadu_ps(run.loads.0, src);
                 let picked = if stride == 1 {
                     lo
                 } else {
-                    let hi = _mm512_maskz_loadu_ps(lane_mask(span.saturating_sub(16)), src.add(16));
+                    let hi = _mm512_maskz_loadu_ps(run.loads.1, src.add(16));
                     _mm512_permutex2var_ps(lo, even, hi)
                 };
-                _mm512_mask_storeu_ps(out.add(first), lane_mask(lanes), picked);
+                _mm512_mask_storeu_ps(out.add(run.first), run.store, picked);
             }
+        }
+    }
+}
+
+/// Up to 16 lanes of a strip whose windows lie along one output row, `stride` apart: the
+/// first lane, the first window's corner in its plane, and the masks of the two loads of
+/// their span (`stride·(lanes − 1) + 1` values) and of their store.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    first: usize,
+    start: usize,
+    loads: (u16, u16),
+    store: u16,
+}
+
+impl Run {
+    fn new(first: usize, lanes: usize, start: usize, stride: usize) -> Run {
+        let span = stride * (lanes - 1) + 1;
+        Run {
+            first,
+            start,
+            loads: (lane_mask(span.min(16)), lane_mask(span.saturating_sub(16))),
+            store: lane_mask(lanes),
         }
     }
 }
@@ -254,8 +299,8 @@ unsafe fn prefetch_patches(
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     let ow = patch_grid((h, w), kernel, stride).1.max(1);
     let corners: [usize; 4] = std::array::from_fn(|i| patch_corner(next + 8 * i, ow, stride, w));
-    for p in p0..p0 + depth {
-        let base = x.as_ptr().wrapping_add(patch_row_offset(p, kernel, (h, w)));
+    for offset in patch_row_offsets(p0, kernel, (h, w)).take(depth) {
+        let base = x.as_ptr().wrapping_add(offset);
         for &corner in &corners {
             _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(corner).cast());
         }
