@@ -9,8 +9,9 @@ use super::args::{BenchArgs, BenchMode};
 use super::measure::{Measurement, child_measurement, faster, run_reference};
 use crate::config::ModelKind;
 
-/// Alternating rounds per row.
-const ROUNDS: usize = 2;
+/// Alternating rounds per row: three, as a burst of the machine's other load once took a
+/// side's both rounds of a one-image row (a row of a second or less).
+const ROUNDS: usize = 3;
 
 /// One model-and-batch row.
 #[derive(serde::Serialize)]
