@@ -24,6 +24,9 @@ use crate::config::ModelKind;
 
 /// Images through the data pipeline rows.
 const DATA_IMAGES: usize = 1000;
+/// Alternating rounds of the data rows (each side keeps its faster one: a single round of
+/// the JPEG row once read 0.91× in one run and 1.44× in the next).
+const DATA_ROUNDS: usize = 3;
 /// Side of the square matrices of the peak measurement.
 const GEMM_SIZE: usize = 2048;
 /// How much faster than the fastest training the loader must be.
@@ -271,30 +274,7 @@ pub fn run_suite(args: &BenchArgs) -> anyhow::Result<()> {
         );
         crate::data::demo::ensure_demo_data()?
     };
-    let data_fakelens = data_throughput(&data_root, DATA_IMAGES, args.batch_size)?;
-    let data_pytorch = if with_python {
-        let script = args.reference.with_file_name("data_pipeline.py");
-        let script_args = [
-            "--root".to_string(),
-            data_root.join("train").display().to_string(),
-            "--count".into(),
-            DATA_IMAGES.to_string(),
-            "--batch-size".into(),
-            args.batch_size.to_string(),
-        ];
-        match run_reference(&args.python, &script, &script_args) {
-            Ok(json) => Some(json),
-            Err(e) => {
-                println!(
-                    "pytorch data pipeline not measured: {}",
-                    crate::report::chain(&e)
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let (data_fakelens, data_pytorch) = data_rows(args, &data_root, with_python)?;
     print_data(&data_fakelens, data_pytorch.as_ref(), &rows);
     if args.out.is_some() {
         let report = Report {
@@ -385,6 +365,68 @@ fn print_data(ours: &DataThroughput, reference: Option<&serde_json::Value>, rows
             "NOT met"
         }
     );
+}
+
+/// The data rows: FakeLens' pipeline and PyTorch's (`data_pipeline.py`, where Python is
+/// used) alternating for `DATA_ROUNDS` rounds, each keeping its faster images per second on
+/// each path.
+fn data_rows(
+    args: &BenchArgs,
+    data_root: &std::path::Path,
+    with_python: bool,
+) -> anyhow::Result<(DataThroughput, Option<serde_json::Value>)> {
+    let script = args.reference.with_file_name("data_pipeline.py");
+    let script_args = [
+        "--root".to_string(),
+        data_root.join("train").display().to_string(),
+        "--count".into(),
+        DATA_IMAGES.to_string(),
+        "--batch-size".into(),
+        args.batch_size.to_string(),
+    ];
+    let (mut ours, mut theirs): (Option<DataThroughput>, Option<serde_json::Value>) = (None, None);
+    let mut reference_failed = !with_python;
+    for _ in 0..DATA_ROUNDS {
+        let round = data_throughput(data_root, DATA_IMAGES, args.batch_size)?;
+        ours = Some(match ours {
+            Some(best) => DataThroughput {
+                jpeg_images_per_sec: best.jpeg_images_per_sec.max(round.jpeg_images_per_sec),
+                cache_images_per_sec: best.cache_images_per_sec.max(round.cache_images_per_sec),
+                images: round.images,
+            },
+            None => round,
+        });
+        if reference_failed {
+            continue;
+        }
+        match run_reference(&args.python, &script, &script_args) {
+            Ok(json) => theirs = Some(faster_data(theirs, json)),
+            Err(e) => {
+                println!(
+                    "pytorch data pipeline not measured: {}",
+                    crate::report::chain(&e)
+                );
+                reference_failed = true;
+            }
+        }
+    }
+    let ours = ours.context("the data rows ran no round")?;
+    Ok((ours, theirs))
+}
+
+/// `round`, with each path's images per second the larger of its own and `best`'s.
+fn faster_data(best: Option<serde_json::Value>, mut round: serde_json::Value) -> serde_json::Value {
+    if let Some(best) = best {
+        for key in ["jpeg_images_per_sec", "cache_images_per_sec"] {
+            let faster = match (best[key].as_f64(), round[key].as_f64()) {
+                (Some(a), Some(b)) => a.max(b),
+                (Some(a), None) => a,
+                _ => continue,
+            };
+            round[key] = serde_json::json!(faster);
+        }
+    }
+    round
 }
 
 #[cfg(test)]
