@@ -324,7 +324,7 @@ pub(crate) type ImagePass<'a> =
 
 /// Runs `image(x, scratch, threads)` on each image of a batch and concatenates the
 /// feature rows it returns: one image per thread when the batch fills the threads, else
-/// each image on all of them.
+/// each image on all of them, its pass run on a pool thread.
 pub(crate) fn per_image(
     values: &[f32],
     n: usize,
