@@ -80,23 +80,13 @@ fn depthwise_operand_and_epilogue_equal_the_separate_ops() {
             let t: &[f32; 9] = t.try_into().unwrap();
             crate::ops::depthwise::plane_3x3::correlate(&padded, w + 2, t, out, (h, w));
         }
-        let packed = PackedLhs::pack(&a, m, k, k, 1).unwrap();
-        let mut want = vec![0.0f32; m * n];
-        assert!(product(
-            Lhs::Packed(&packed),
-            &dw,
-            n,
-            n,
-            &mut want,
-            n,
-            false,
-            1
-        ));
+        let mut want = packed_product(&a, (m, k), &dw, n);
         for (o, row) in want.chunks_mut(n).enumerate() {
             for (v, r) in row.iter_mut().zip(&residual[o * n..]) {
                 *v = (*v + bias[o] + r).max(0.0);
             }
         }
+        let packed = PackedLhs::pack(&a, m, k, k, 1).unwrap();
         let mut got = vec![f32::NAN; m * n];
         let rhs = Rhs::Depthwise3x3 {
             x: &x,
@@ -152,18 +142,8 @@ fn patches_operand_equals_the_im2col_product() {
                 .unwrap();
         assert_eq!((oh, ow), rhs::patch_grid((h, w), kernel, stride));
         let n = oh * ow;
+        let want = packed_product(&a, (m, k), &col, n);
         let packed = PackedLhs::pack(&a, m, k, k, 1).unwrap();
-        let mut want = vec![0.0f32; m * n];
-        assert!(product(
-            Lhs::Packed(&packed),
-            &col,
-            n,
-            n,
-            &mut want,
-            n,
-            false,
-            1
-        ));
         let mut got = vec![f32::NAN; m * n];
         let rhs = Rhs::Patches {
             x: &x,
@@ -183,6 +163,15 @@ fn patches_operand_equals_the_im2col_product() {
             "{m}x{k} from {planes}x{h}x{w}, {kernel}x{kernel}/{stride}"
         );
     }
+}
+
+/// `a (m × k) · b (k × n)` by the packed product on one thread, from dense operands: what
+/// the fused operands are compared against.
+fn packed_product(a: &[f32], (m, k): (usize, usize), b: &[f32], n: usize) -> Vec<f32> {
+    let packed = PackedLhs::pack(a, m, k, k, 1).unwrap();
+    let mut c = vec![0.0f32; m * n];
+    assert!(product(Lhs::Packed(&packed), b, n, n, &mut c, n, false, 1));
+    c
 }
 
 /// `c` equals `[before +] a · b` within f32 rounding and is untouched past column n.
