@@ -23,6 +23,18 @@ pub struct DataThroughput {
     pub images: usize,
 }
 
+impl DataThroughput {
+    /// Each path's images per second the larger of `self`'s and `other`'s (the faster of
+    /// two rounds).
+    pub fn faster(self, other: DataThroughput) -> DataThroughput {
+        DataThroughput {
+            jpeg_images_per_sec: self.jpeg_images_per_sec.max(other.jpeg_images_per_sec),
+            cache_images_per_sec: self.cache_images_per_sec.max(other.cache_images_per_sec),
+            images: other.images,
+        }
+    }
+}
+
 /// The first `count / 2` file names of each class of the train split under `root` (what the
 /// reference script reads too).
 fn chosen_samples(root: &Path, count: usize) -> anyhow::Result<Vec<Sample>> {

@@ -389,11 +389,7 @@ fn data_rows(
     for _ in 0..DATA_ROUNDS {
         let round = data_throughput(data_root, DATA_IMAGES, args.batch_size)?;
         ours = Some(match ours {
-            Some(best) => DataThroughput {
-                jpeg_images_per_sec: best.jpeg_images_per_sec.max(round.jpeg_images_per_sec),
-                cache_images_per_sec: best.cache_images_per_sec.max(round.cache_images_per_sec),
-                images: round.images,
-            },
+            Some(best) => best.faster(round),
             None => round,
         });
         if reference_failed {
