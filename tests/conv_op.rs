@@ -46,3 +46,57 @@ fn raw_image_input_gets_no_gradient() {
     );
     assert!(grads.get(&w).is_some());
 }
+
+/// The direct forward stores each value through the bias and ReLU straight into the output
+/// planes (rows at least 16 wide): every value equals, bit for bit, the same correlation
+/// stored to wide planes and then copied through the bias and ReLU — at one image (pixel
+/// ranges split across threads) and two, with 16 output channels (blocks of 6, 6 and 4),
+/// rows of 41 that each 16-lane store crosses, and padding.
+#[test]
+fn direct_forward_stores_what_the_wide_planes_hold() {
+    use fakelens::ops::conv::direct::{DirectDims, forward, forward_with};
+    for (n, relu) in [(1, true), (2, true), (1, false)] {
+        let d = DirectDims {
+            n,
+            c_in: 5,
+            h: 23,
+            w: 41,
+            c_out: 16,
+            k: 3,
+            pad: 1,
+        };
+        let value = |i: usize, m: usize| ((i * m) % 997) as f32 / 997.0 - 0.5;
+        let x: Vec<f32> = (0..n * 5 * 23 * 41).map(|i| value(i, 7919)).collect();
+        let w: Vec<f32> = (0..16 * 5 * 9).map(|i| value(i, 31)).collect();
+        let b: Vec<f32> = (0..16).map(|i| value(i, 13)).collect();
+        let (oh, ow, wp) = (d.oh(), d.ow(), d.wp());
+        let mut through_wide = vec![0.0f32; n * 16 * oh * ow];
+        forward_with(
+            &x,
+            &w,
+            &d,
+            &mut through_wide,
+            16 * oh * ow,
+            &|y, wide, plen| {
+                for (c, plane) in y.chunks_mut(oh * ow).enumerate() {
+                    for (oy, row) in plane.chunks_mut(ow).enumerate() {
+                        for (ox, v) in row.iter_mut().enumerate() {
+                            let s = wide[c * plen + oy * wp + ox] + b[c];
+                            *v = if relu { s.max(0.0) } else { s };
+                        }
+                    }
+                }
+            },
+        );
+        let direct = forward(&x, &w, &b, &d, relu);
+        let differing = direct
+            .iter()
+            .zip(&through_wide)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differing, 0, "n {n}, relu {relu}: values differ");
+        if relu {
+            assert!(direct.iter().all(|&v| v >= 0.0) && direct.iter().any(|&v| v > 0.0));
+        }
+    }
+}

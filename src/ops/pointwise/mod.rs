@@ -326,11 +326,18 @@ unsafe fn panel_along_chunk(
         // A packed panel's rows lie at fixed offsets: as constants, its kernel keeps twelve
         // registers and a copied array for other things.
         // SAFETY: the strip holds depth.len() rows of NR; the caller's bounds.
+        // A short last panel (the 4 rows past 5 × 12 of 64 channels, the 8 past 10 × 12 of
+        // 128) runs only the rows it has.
         unsafe {
-            if matches!(a, Lhs::Packed(_)) {
-                kernel::<true>(panel, &a_rows, a_col_stride, strip, depth.len(), store)
-            } else {
-                kernel::<false>(panel, &a_rows, a_col_stride, strip, depth.len(), store)
+            let packed = matches!(a, Lhs::Packed(_));
+            let (at, stride, depth) = (&a_rows, a_col_stride, depth.len());
+            match (packed, panel_rows) {
+                (true, 0..=4) => kernel::<true, 4>(panel, at, stride, strip, depth, store),
+                (true, 5..=8) => kernel::<true, 8>(panel, at, stride, strip, depth, store),
+                (true, _) => kernel::<true, MR>(panel, at, stride, strip, depth, store),
+                (false, 0..=4) => kernel::<false, 4>(panel, at, stride, strip, depth, store),
+                (false, 5..=8) => kernel::<false, 8>(panel, at, stride, strip, depth, store),
+                (false, _) => kernel::<false, MR>(panel, at, stride, strip, depth, store),
             }
         }
     }
@@ -372,10 +379,10 @@ const STRIP_ALIGN: usize = 16;
 /// AVX-512F; `a` holds `depth` columns of `MR` rows (at `a_rows`, or `0..MR` if `PACKED`)
 /// `a_col_stride` apart (`MR` if `PACKED`), `b` (the strip) `depth` rows of `NR`, `c`
 /// `rows` rows of `width` at stride `ldc` (the epilogue's residual too, and its bias `rows`
-/// values); `width ≤ NR`, `rows ≤ MR`.
+/// values); `width ≤ NR`, `rows ≤ ROWS ≤ MR` (only the first `ROWS` rows are computed).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const PACKED: bool>(
+unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
     a: *const f32,
     a_rows: &[usize; MR],
     a_col_stride: usize,
@@ -408,9 +415,11 @@ unsafe fn kernel<const PACKED: bool>(
             let ap = a.add(p * if PACKED { MR } else { a_col_stride });
             macro_rules! fma {
                 ($i:expr, $lo:ident, $hi:ident) => {
-                    let s = _mm512_set1_ps(*ap.add(if PACKED { $i } else { a_rows[$i] }));
-                    $lo = _mm512_fmadd_ps(s, x0, $lo);
-                    $hi = _mm512_fmadd_ps(s, x1, $hi);
+                    if $i < ROWS {
+                        let s = _mm512_set1_ps(*ap.add(if PACKED { $i } else { a_rows[$i] }));
+                        $lo = _mm512_fmadd_ps(s, x0, $lo);
+                        $hi = _mm512_fmadd_ps(s, x1, $hi);
+                    }
                 };
             }
             fma!(0, a0, b0);
