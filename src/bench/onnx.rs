@@ -9,9 +9,10 @@ use super::args::{BenchArgs, BenchMode};
 use super::measure::{Measurement, child_measurement, faster, run_reference};
 use crate::config::ModelKind;
 
-/// Alternating rounds per row: three, as a burst of the machine's other load once took a
-/// side's both rounds of a one-image row (a row of a second or less).
-const ROUNDS: usize = 3;
+/// Alternating rounds per row: five. A burst of the machine's other load once took a side's
+/// both rounds of a one-image row (a row of a second or less), and with three the best of
+/// ONNX Runtime's rounds of LilXception at one image still moved by 10% between two runs.
+const ROUNDS: usize = 5;
 
 /// One model-and-batch row.
 #[derive(serde::Serialize)]
@@ -28,12 +29,12 @@ pub struct OnnxRow {
     pub memory_ratio: Option<f64>,
 }
 
-/// Timed steps per row: a few seconds each on 2 cores.
+/// Timed steps per row: a second or a few each on 2 cores.
 fn steps_for(model: ModelKind, batch: usize) -> usize {
     match (model, batch) {
-        (ModelKind::SimpleNet, 1) => 30,
+        (ModelKind::SimpleNet, 1) => 60,
         (ModelKind::SimpleNet, _) => 8,
-        (ModelKind::LilXception, 1) => 15,
+        (ModelKind::LilXception, 1) => 30,
         (ModelKind::LilXception, _) => 3,
         (ModelKind::Xception, 1) => 8,
         (ModelKind::Xception, _) => 2,

@@ -15,23 +15,27 @@ pub fn row_len(w: usize) -> usize {
     BORDER + w.next_multiple_of(16) + 2 * BORDER
 }
 
-/// `y (oh × ow) = maxpool(x) + add` for one `h × w` plane, with `oh = (h − 1)/2 + 1` and
-/// likewise `ow`; `row` is scratch of at least `row_len(w)` values. False, touching
-/// nothing, where AVX-512F is absent or a length does not fit.
+/// `y = maxpool(x) + add` over the output rows `rows` of one `h × w` plane (whose output is
+/// `oh × ow`, `oh = (h − 1)/2 + 1` and likewise `ow`): `add` and `y` hold those rows only.
+/// `row` is scratch of at least `row_len(w)` values. False, touching nothing, where
+/// AVX-512F is absent or a length does not fit.
 pub fn pool_add(
     x: &[f32],
     (h, w): (usize, usize),
+    rows: std::ops::Range<usize>,
     add: &[f32],
     y: &mut [f32],
     row: &mut [f32],
 ) -> bool {
     let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
+    let band = rows.len() * ow;
     if !crate::ops::cpu::available()
         || h == 0
         || w == 0
+        || rows.end > oh
         || x.len() < h * w
-        || add.len() < oh * ow
-        || y.len() < oh * ow
+        || add.len() < band
+        || y.len() < band
         || row.len() < row_len(w)
     {
         return false;
@@ -41,7 +45,7 @@ pub fn pool_add(
     {
         // SAFETY: AVX-512F is present; the lengths were checked above and `row` holds the
         // borders `pool_add_avx512` reads.
-        unsafe { pool_add_avx512(x, (h, w), (oh, ow), add, y, row) };
+        unsafe { pool_add_avx512(x, (h, w), (rows, ow), add, y, row) };
         true
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -49,14 +53,14 @@ pub fn pool_add(
 }
 
 /// # Safety
-/// AVX-512F; `x` holds `h × w` values, `add` and `y` `oh × ow`; `row` holds
-/// `row_len(w)` values, −∞ outside `BORDER..BORDER + w`.
+/// AVX-512F; `x` holds `h × w` values, `add` and `y` `rows.len() × ow`, `rows` inside the
+/// output's; `row` holds `row_len(w)` values, −∞ outside `BORDER..BORDER + w`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_add_avx512(
     x: &[f32],
     (h, w): (usize, usize),
-    (oh, ow): (usize, usize),
+    (rows, ow): (std::ops::Range<usize>, usize),
     add: &[f32],
     y: &mut [f32],
     row: &mut [f32],
@@ -74,7 +78,7 @@ unsafe fn pool_add_avx512(
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let (x, add, y, maxima) = (x.as_ptr(), add.as_ptr(), y.as_mut_ptr(), row.as_mut_ptr());
-    for oy in 0..oh {
+    for oy in rows.clone() {
         let (first, last) = ((2 * oy).saturating_sub(1), (2 * oy + 1).min(h - 1));
         for x0 in (0..w).step_by(16) {
             let lanes = lane_mask(w - x0);
@@ -92,7 +96,7 @@ unsafe fn pool_add_avx512(
             let lanes = lane_mask(ow - ox0);
             // SAFETY: columns 2·ox0 − 1 .. 2·ox0 + 31 of the row of maxima lie inside it
             // (BORDER before column 0, 2·BORDER past the last group); the `lanes` outputs of
-            // row oy lie inside `add` and `y`.
+            // row oy (row oy − rows.start of the band) lie inside `add` and `y`.
             unsafe {
                 let at = maxima.add(BORDER + 2 * ox0);
                 let (c0, c1) = (_mm512_loadu_ps(at), _mm512_loadu_ps(at.add(16)));
@@ -102,7 +106,7 @@ unsafe fn pool_add_avx512(
                 let left = _mm512_permutex2var_ps(l0, even, l1);
                 // The op's order: the left column, the centre, then the right.
                 let m = max_nan!(max_nan!(left, centre), right);
-                let out = oy * ow + ox0;
+                let out = (oy - rows.start) * ow + ox0;
                 let sum = _mm512_add_ps(m, _mm512_maskz_loadu_ps(lanes, add.add(out)));
                 _mm512_mask_storeu_ps(y.add(out), lanes, sum);
             }
@@ -152,7 +156,13 @@ mod tests {
             }
             let mut got = vec![0.5f32; oh * ow + 3];
             let mut row = vec![0.0f32; row_len(w)];
-            assert!(pool_add(&x, (h, w), &add, &mut got, &mut row));
+            // In bands of output rows, as the frozen path splits a pool across threads.
+            let band = oh.div_ceil(3).max(1);
+            for first in (0..oh).step_by(band) {
+                let rows = first..(first + band).min(oh);
+                let (add, got) = (&add[first * ow..], &mut got[first * ow..]);
+                assert!(pool_add(&x, (h, w), rows, add, got, &mut row));
+            }
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
