@@ -14,6 +14,7 @@ pub mod simplenet;
 pub mod xception;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -318,6 +319,31 @@ impl ScratchPool {
     }
 }
 
+/// Keeps a pool thread taking the pass's op tasks until `done`: between two ops, an idle
+/// pool thread slept after a few dozen rounds of looking for work (an op's halves rarely
+/// end together), and waking it again cost the next op a wake-up of a halted processor.
+/// Returns at once on the thread running the pass (`passing`), which may run this task
+/// while it waits inside an op.
+fn keep_taking_tasks(done: &AtomicBool, passing: Option<usize>) {
+    if rayon::current_thread_index() == passing {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// One image's pass: its values, its scratch and the threads it may use, to its features.
 pub(crate) type ImagePass<'a> =
     dyn Fn(&[f32], &mut Scratch, usize) -> candle_core::Result<Vec<f32>> + Sync + 'a;
@@ -345,7 +371,14 @@ pub(crate) fn per_image(
         // On a pool thread: each op's tasks then start on this thread and the one spinning
         // beside it, where from outside the pool every op injected its tasks and slept until
         // woken (LilXception at one image: 1.03–1.09×, measured interleaved).
-        rayon::scope(|_| {
+        let done = AtomicBool::new(false);
+        rayon::scope(|scope| {
+            let (done, passing) = (&done, rayon::current_thread_index());
+            for _ in 1..threads {
+                scope.spawn(move |_| keep_taking_tasks(done, passing));
+            }
+            // Set when the pass ends, by an error or a panic too.
+            let _done = SetOnDrop(done);
             values
                 .chunks(per)
                 .map(|x| pool.with(|s| image(x, s, threads)))
