@@ -56,6 +56,11 @@ impl DirectDims {
             .flat_map(|ky| (0..self.k).map(move |kx| ky * self.wp() + kx))
             .collect()
     }
+    /// Distance between two padded input planes: the wide plane, the last tap's offset past
+    /// it and one block of slack.
+    fn padded_stride(&self) -> usize {
+        self.wide_len() + self.max_offset() + crate::ops::conv::kernels::BLOCK
+    }
     /// Length of the wide output plane (`oh` rows of `wp`), rounded up to whole blocks.
     fn wide_len(&self) -> usize {
         (self.oh() * self.wp()).next_multiple_of(crate::ops::conv::kernels::BLOCK)
@@ -162,7 +167,7 @@ pub fn forward_into(x: &[f32], w: &[f32], b: &[f32], d: &DirectDims, relu: bool,
     let fits =
         b.len() >= d.c_out && y.len() >= d.n * per_image && x.len() >= d.n * d.c_in * d.h * d.w;
     if available() && grid.stores_directly() && fits {
-        let stride = d.wide_len() + d.max_offset() + crate::ops::conv::kernels::BLOCK;
+        let stride = d.padded_stride();
         let offsets = d.offsets();
         let (wt, outs, ins) = block_weights(w, d, false);
         let stored = y
@@ -207,7 +212,7 @@ pub fn forward_with<T: Send>(
     epilogue: &Epilogue<'_, T>,
 ) {
     let plen = d.wide_len();
-    let stride = plen + d.max_offset() + crate::ops::conv::kernels::BLOCK;
+    let stride = d.padded_stride();
     let offsets = d.offsets();
     let (wt, outs, ins) = block_weights(w, d, false);
     out.par_chunks_mut(per_image.max(1))
@@ -328,7 +333,7 @@ pub fn grad_weight(x: &[f32], gy: &[f32], d: &DirectDims) -> Vec<f32> {
 /// `dL/dw` for a batch, from an output gradient written by `builder`.
 pub fn grad_weight_with(x: &[f32], builder: &WideGradient<'_>, d: &DirectDims) -> Vec<f32> {
     let plen = d.wide_len();
-    let stride = plen + d.max_offset() + crate::ops::conv::kernels::BLOCK;
+    let stride = d.padded_stride();
     let offsets = d.offsets();
     let len = d.c_out * d.c_in * d.taps();
     x.par_chunks(d.c_in * d.h * d.w)

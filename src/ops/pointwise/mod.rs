@@ -325,9 +325,9 @@ unsafe fn panel_along_chunk(
         let strip = strips[s * depth.len() * NR..].as_ptr();
         // A packed panel's rows lie at fixed offsets: as constants, its kernel keeps twelve
         // registers and a copied array for other things.
-        // SAFETY: the strip holds depth.len() rows of NR; the caller's bounds.
         // A short last panel (the 4 rows past 5 × 12 of 64 channels, the 8 past 10 × 12 of
         // 128) runs only the rows it has.
+        // SAFETY: the strip holds depth.len() rows of NR; the caller's bounds.
         unsafe {
             let packed = matches!(a, Lhs::Packed(_));
             let (at, stride, depth) = (&a_rows, a_col_stride, depth.len());

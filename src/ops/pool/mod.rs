@@ -232,13 +232,13 @@ pub fn max_pool_add_image(
         // 8 MB, slower on 2 threads than on one).
         let bands = rayon::current_num_threads().max(1);
         let band_rows = d.oh.div_ceil(bands);
+        let band_len = band_rows * d.ow;
         let mut tasks: Vec<Vec<_>> = (0..bands).map(|_| Vec::with_capacity(c)).collect();
         for ((y, add), x) in y
             .chunks_mut(out_plane)
             .zip(add.chunks(out_plane))
             .zip(x.chunks(h * w))
         {
-            let band_len = band_rows * d.ow;
             for (task, part) in tasks
                 .iter_mut()
                 .zip(y.chunks_mut(band_len).zip(add.chunks(band_len)))
