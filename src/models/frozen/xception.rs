@@ -1,10 +1,10 @@
 //! Xception and LilXception frozen: the entry convs with `bn1`/`bn2` folded (`conv1`, stride
 //! 2, a product whose strips gather its patches, `Rhs::Patches`: no im2col matrix; `conv2`,
-//! stride 1, on the direct kernels: 1.12–1.2× at one image), each block's separable convs
-//! with the batch norm after each folded into its pointwise weight, the strided blocks'
-//! `skip` 1×1 conv with `skipbn` folded (its subsampled input gathered the same way, run
-//! before the rep while the block's input is in cache), the exit convs with `bn3`/`bn4`
-//! folded and their ReLU in the product's epilogue. Where the 1×1 weight is packed, each
+//! stride 1, as Winograd's F(2×2, 3×3), or on the direct kernels where that does not run),
+//! each block's separable convs with the batch norm after each folded into its pointwise
+//! weight, the strided blocks' `skip` 1×1 conv with `skipbn` folded (its subsampled input
+//! gathered the same way, run before the rep while the block's input is in cache), the exit
+//! convs with `bn3`/`bn4` folded and their ReLU in the product's epilogue. Where the 1×1 weight is packed, each
 //! separable conv is one product whose strips compute the depthwise conv (through the ReLU
 //! before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
 //! output never reaches memory; a ReLU between two separable convs is applied as the first
@@ -18,6 +18,7 @@ use crate::models::layers::SeparableConv;
 use crate::models::xception::{Block, Layer, Xception};
 use crate::ops::conv::dense::im2col_image;
 use crate::ops::conv::direct::{self, DirectDims};
+use crate::ops::conv::winograd::WinogradConv;
 use crate::ops::depthwise::forward_image as depthwise_image;
 use crate::ops::geometry::{ConvGeometry, PoolGeometry};
 use crate::ops::pointwise::Rhs;
@@ -264,6 +265,9 @@ fn gathers_patches(geometry: ConvGeometry) -> bool {
 /// A dense convolution (im2col + product) with its batch norm folded and a ReLU after.
 struct FrozenConv {
     weight: FoldedWeight,
+    /// The weight transformed for Winograd's F(2×2, 3×3), for a stride-1 3×3 conv where
+    /// AVX-512 is present (`conv2`: 1.5× the direct kernels, `ops/conv/winograd.rs`).
+    winograd: Option<WinogradConv>,
     k: usize,
     geometry: ConvGeometry,
 }
@@ -276,16 +280,21 @@ impl FrozenConv {
     ) -> candle_core::Result<Self> {
         let (c_out, c_in, k, _) = w.dims4()?;
         let (scale, shift) = norm.eval_affine()?;
+        let weight = FoldedWeight::fold(
+            values_of(w)?,
+            None,
+            (c_out, c_in * k * k),
+            (&scale, &shift),
+            // A 1×1 conv, or one whose patches the product gathers (`conv2` runs on the
+            // Winograd or direct kernels, which read the plain values).
+            k == 1 || gathers_patches(geometry),
+        )?;
+        let winograd = (k == 3 && geometry.stride == 1)
+            .then(|| WinogradConv::new(weight.values(), weight.bias().to_vec(), (c_out, c_in)))
+            .flatten();
         Ok(FrozenConv {
-            weight: FoldedWeight::fold(
-                values_of(w)?,
-                None,
-                (c_out, c_in * k * k),
-                (&scale, &shift),
-                // A 1×1 conv, or one whose patches the product gathers (`conv2` runs on the
-                // direct kernels, which read the plain values).
-                k == 1 || gathers_patches(geometry),
-            )?,
+            weight,
+            winograd,
             k,
             geometry,
         })
@@ -300,6 +309,19 @@ impl FrozenConv {
         threads: usize,
     ) -> candle_core::Result<(usize, usize, usize)> {
         let (c_in, h, w) = shape;
+        if let Some(winograd) = &self.winograd {
+            let pad = self.geometry.padding;
+            let (oh, ow) = (
+                (h + 2 * pad).saturating_sub(2),
+                (w + 2 * pad).saturating_sub(2),
+            );
+            let out = sized(out, winograd.c_out() * oh * ow);
+            let relu = true;
+            let Some((oh, ow)) = winograd.forward_image(x, (h, w), pad, relu, out, threads) else {
+                candle_core::bail!("frozen conv: input {shape:?} too small")
+            };
+            return Ok((winograd.c_out(), oh, ow));
+        }
         if self.geometry.stride == 1 && direct::available() {
             // The direct kernels: no im2col matrix (288 × 15,625 values for `conv2`).
             let d = DirectDims {
