@@ -4,9 +4,9 @@
 //! each block's separable convs with the batch norm after each folded into its pointwise
 //! weight, the strided blocks' `skip` 1×1 conv with `skipbn` folded (its subsampled input
 //! gathered the same way, run before the rep while the block's input is in cache), the exit
-//! convs with `bn3`/`bn4` folded and their ReLU in the product's epilogue. Where the 1×1 weight is packed, each
-//! separable conv is one product whose strips compute the depthwise conv (through the ReLU
-//! before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
+//! convs with `bn3`/`bn4` folded and their ReLU in the product's epilogue. Where the 1×1
+//! weight is packed, each separable conv is one product whose strips compute the depthwise
+//! conv (through the ReLU before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
 //! output never reaches memory; a ReLU between two separable convs is applied as the first
 //! one stores; a stride-1 block adds its input in the last product's epilogue, a strided one
 //! in the pool's.
@@ -311,13 +311,11 @@ impl FrozenConv {
         let (c_in, h, w) = shape;
         if let Some(winograd) = &self.winograd {
             let pad = self.geometry.padding;
-            let (oh, ow) = (
-                (h + 2 * pad).saturating_sub(2),
-                (w + 2 * pad).saturating_sub(2),
-            );
-            let out = sized(out, winograd.c_out() * oh * ow);
-            let relu = true;
-            let Some((oh, ow)) = winograd.forward_image(x, (h, w), pad, relu, out, threads) else {
+            let written = WinogradConv::output_hw((h, w), pad).and_then(|(oh, ow)| {
+                let out = sized(out, winograd.c_out() * oh * ow);
+                winograd.forward_image(x, (h, w), pad, true, out, threads)
+            });
+            let Some((oh, ow)) = written else {
                 candle_core::bail!("frozen conv: input {shape:?} too small")
             };
             return Ok((winograd.c_out(), oh, ow));

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use crate::ops::cpu::SharedMut;
 use crate::ops::pointwise::{self, Lhs, PackedLhs};
 
 /// Positions of a 4×4 input tile, each with its own product.
@@ -101,6 +102,12 @@ impl WinogradConv {
         self.c_out
     }
 
+    /// The output size of an `h × w` input zero-padded by `pad`; `None` if it is empty.
+    pub fn output_hw((h, w): (usize, usize), pad: usize) -> Option<(usize, usize)> {
+        let (oh, ow) = ((h + 2 * pad).checked_sub(2)?, (w + 2 * pad).checked_sub(2)?);
+        (h > 0 && w > 0 && oh > 0 && ow > 0).then_some((oh, ow))
+    }
+
     /// `out = act(conv(x) + bias)` for one image `x` (`c_in × h × w`) zero-padded by `pad`,
     /// into `out` (`c_out × oh × ow` values, every one written; `relu` clamps at zero and
     /// lets a NaN pass). Rows of tiles run on up to `threads` threads. Returns the output
@@ -114,20 +121,14 @@ impl WinogradConv {
         out: &mut [f32],
         threads: usize,
     ) -> Option<(usize, usize)> {
-        let (oh, ow) = ((h + 2 * pad).checked_sub(2)?, (w + 2 * pad).checked_sub(2)?);
+        let (oh, ow) = Self::output_hw((h, w), pad)?;
         let tiles = Tiles {
             oh,
             ow,
             tiles_y: oh.div_ceil(2),
             padded_x: ow.div_ceil(2).next_multiple_of(LANES),
         };
-        if h == 0
-            || w == 0
-            || oh == 0
-            || ow == 0
-            || x.len() < self.c_in * h * w
-            || out.len() < self.c_out * oh * ow
-        {
+        if x.len() < self.c_in * h * w || out.len() < self.c_out * oh * ow {
             return None;
         }
         let image = Image {
@@ -136,7 +137,7 @@ impl WinogradConv {
             w,
             pad,
         };
-        let out_at = SharedOut(out.as_mut_ptr());
+        let out_at = SharedMut(out.as_mut_ptr());
         let row = |ty: usize| {
             ROW_SCRATCH.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut scratch) => self.tile_row(&image, tiles, ty, relu, out_at, &mut scratch),
@@ -158,7 +159,7 @@ impl WinogradConv {
         tiles: Tiles,
         ty: usize,
         relu: bool,
-        out: SharedOut,
+        out: SharedMut<f32>,
         scratch: &mut Vec<f32>,
     ) {
         let n = tiles.padded_x;
@@ -197,7 +198,7 @@ impl WinogradConv {
             // rows 2·ty.. 2·ty + rows_here of output channel `o` lie inside `out` (sized in
             // `forward_image`), and only this task writes them.
             unsafe {
-                let dst = out.0.add((o * tiles.oh + 2 * ty) * tiles.ow);
+                let dst = out.get().add((o * tiles.oh + 2 * ty) * tiles.ow);
                 kernels::output_transform(
                     &m[o * n..],
                     m_plane,
@@ -219,22 +220,16 @@ struct Image<'a> {
     pad: usize,
 }
 
-/// The output the rows of tiles share; each writes its own two rows of every channel.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: the tasks that share it write disjoint rows (see `tile_row`).
-unsafe impl Send for SharedOut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedOut {}
-
 mod kernels {
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
+    #[cfg(target_arch = "x86_64")]
     use super::{LANES, POSITIONS};
 
     /// The masks of the lanes inside a row of `w` values for a load of 16 at `start`.
-    pub(super) fn row_mask(w: usize, start: isize) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    fn row_mask(w: usize, start: isize) -> u16 {
         let first = (-start).clamp(0, LANES as isize) as u32;
         let end = (w as isize - start).clamp(0, LANES as isize) as u32;
         if first >= end {
@@ -393,7 +388,15 @@ mod kernels {
 
     /// Not reached: `WinogradConv::new` returns `None` without AVX-512.
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) unsafe fn input_transform(_: &[f32], _: usize, _: usize, _: &mut [f32], _: usize) {}
+    pub(super) unsafe fn input_transform(
+        _: &[f32],
+        _: (usize, usize),
+        _: (isize, usize),
+        _: usize,
+        _: &mut [f32],
+        _: usize,
+    ) {
+    }
 
     /// Not reached: as above.
     #[cfg(not(target_arch = "x86_64"))]

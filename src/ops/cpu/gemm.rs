@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::SharedMut;
+
 /// A strided view of a matrix of `rows`×`cols` values: element (i, j) is at
 /// `i * row_stride + j * col_stride`.
 #[derive(Clone, Copy)]
@@ -147,21 +149,6 @@ pub fn matmul<T: candle_core::WithDType + Send + Sync>(
         );
     }
     Ok(())
-}
-
-/// A pointer the column blocks of one product share; each writes only its own elements.
-#[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
-
-// SAFETY: the blocks that share it write disjoint elements (see `matmul`).
-unsafe impl<T> Send for SharedMut<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SharedMut<T> {}
-
-impl<T> SharedMut<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
 }
 
 /// `dst (m×n, row stride dst_rs) = [dst +] lhs · rhs` with `matrixmultiply`, f32 or f64.

@@ -31,6 +31,22 @@ pub fn available() -> bool {
     })
 }
 
+/// A pointer to one output that the parallel tasks of one op share, each writing only its
+/// own elements of it (the op that makes it says which).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(pub(crate) *mut T);
+
+// SAFETY: the tasks that share it write disjoint elements (each user's SAFETY comment).
+unsafe impl<T> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 /// A mask of the first `lanes` of 16 vector lanes (all 16 from 16 up).
 pub fn lane_mask(lanes: usize) -> u16 {
     if lanes >= 16 {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::ops::cpu::float::CpuFloat;
 use crate::ops::cpu::gemm::{GemmShapeError, MatRef, matmul};
-use crate::ops::cpu::lane_mask;
+use crate::ops::cpu::{SharedMut, lane_mask};
 use lhs::MR;
 pub use lhs::{Lhs, PackedLhs, StridedLhs};
 pub use rhs::Rhs;
@@ -209,19 +209,6 @@ pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: u
         unsafe { block(a, b, rows, cols, c) }
     });
     true
-}
-
-/// A pointer to `c` the column tasks of one product share; each writes its own columns.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: the tasks that share it write disjoint elements (see `product`).
-unsafe impl Send for SharedMut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The block `rows × cols` of the product (`rows` starting on a panel boundary).
