@@ -5,10 +5,12 @@
 //! Each pass fills a chunk of 32-column strips of the image's `channels × pixels` operand in
 //! contiguous rows (copied, or computed there as a depthwise conv: `rhs.rs`), and each panel
 //! in turn runs along the chunk's strips; an `Epilogue` (bias, residual, ReLU) is applied as
-//! the kernel stores. Other cases keep `gemm::matmul` (`WeightLhs` picks).
+//! the kernel stores. The threads share the work in units (`schedule.rs`). Other cases keep
+//! `gemm::matmul` (`WeightLhs` picks).
 
 pub mod lhs;
 pub mod rhs;
+mod schedule;
 pub mod weight_grad;
 
 use rayon::prelude::*;
@@ -18,7 +20,9 @@ use crate::ops::cpu::gemm::{GemmShapeError, MatRef, matmul};
 use crate::ops::cpu::{SharedMut, lane_mask};
 use lhs::MR;
 pub use lhs::{Lhs, PackedLhs, StridedLhs};
+use rhs::FillChunk;
 pub use rhs::Rhs;
+use schedule::Units;
 
 /// Columns of one kernel call: two 16-lane vectors.
 const NR: usize = 32;
@@ -183,30 +187,46 @@ pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: u
         return false;
     }
     let (strips, panels, threads) = (n.div_ceil(NR), m.div_ceil(MR), threads.max(1));
-    // Tasks split the operand that is larger, so that each reads only its share of it: the
-    // columns (every task reads all of `a`) when there are more columns than rows, else
-    // the row panels (every task reads all of `b`, a handful of pixels at one image).
+    // The work is split along the operand that is larger, so that each worker reads only
+    // its share of it: the columns (every unit reads all of `a`) when there are more columns
+    // than rows, else the row panels (every worker fills all of `b`, a handful of pixels at
+    // one image, for its rows: one unit a thread, not to fill it again for each). Each worker
+    // takes its own run of units, then what is left of the others' (`schedule::Units`).
     let by_rows = m > n && panels >= threads;
-    let (units, unit) = if by_rows { (panels, MR) } else { (strips, NR) };
-    let per_task = units.div_ceil(threads);
+    let units = if threads == 1 {
+        None
+    } else if by_rows {
+        Units::new(panels, MR, m, threads, 1, usize::MAX)
+    } else {
+        // A unit is at most a chunk of strips.
+        let per_chunk = (CHUNK_VALUES / (depth_per_pass(&a).min(k) * NR)).max(1);
+        let per_thread = schedule::UNITS_PER_THREAD;
+        Units::new(strips, NR, n, threads, per_thread, per_chunk)
+    };
     let c_at = SharedMut(c.as_mut_ptr());
-    (0..units.div_ceil(per_task)).into_par_iter().for_each(|t| {
-        let share = t * per_task * unit..((t + 1) * per_task * unit);
-        let (rows, cols) = if by_rows {
-            (share.start..share.end.min(m), 0..n)
-        } else {
-            (0..m, share.start..share.end.min(n))
-        };
-        let c = Block {
-            c: c_at.get(),
-            ldc,
-            accumulate,
-            epilogue,
-        };
-        // SAFETY: `fits` bounds every b, c and epilogue index below (rows < k or m, columns
-        // < n); AVX-512F is present (`available`); this task writes only c's block rows ×
-        // cols, disjoint from every other task's.
-        unsafe { block(a, b, rows, cols, c) }
+    let c = || Block {
+        c: c_at.get(),
+        ldc,
+        accumulate,
+        epilogue,
+    };
+    let Some(units) = units else {
+        // SAFETY: `fits` bounds every b, c and epilogue index (rows < k or m, columns < n);
+        // AVX-512F is present (`available`); nothing else writes `c`.
+        unsafe { block(a, b, 0..m, 0..n, c()) };
+        return true;
+    };
+    (0..units.workers()).into_par_iter().for_each(|worker| {
+        while let Some(share) = units.take(worker) {
+            let (rows, cols) = if by_rows {
+                (share, 0..n)
+            } else {
+                (0..m, share)
+            };
+            // SAFETY: as above; each unit is taken by one worker, and writes only c's block
+            // of its rows or columns, disjoint from every other unit's.
+            unsafe { block(a, b, rows, cols, c()) }
+        }
     });
     true
 }
@@ -235,36 +255,32 @@ unsafe fn block(
         // a power-of-two row stride (16×16 or 64×64 pixels) maps all its rows onto a few L1
         // sets, and every panel then reread it from L2 (measured: the kernel ran at half the
         // core's peak).
-        f32::with_scratch(per_chunk * pass_depth * NR + STRIP_ALIGN, |buffer| {
+        // One line between strips: strips lie a multiple of 4 KiB apart at some depths, and
+        // a depthwise fill writes row p of every strip in turn.
+        let strip_stride = pass_depth * NR + STRIP_ALIGN;
+        f32::with_scratch(per_chunk * strip_stride + STRIP_ALIGN, |buffer| {
             let offset = buffer
                 .as_ptr()
                 .align_offset(STRIP_ALIGN * 4)
                 .min(STRIP_ALIGN);
-            let strips = &mut buffer[offset..][..per_chunk * pass_depth * NR];
+            let strips = &mut buffer[offset..][..per_chunk * strip_stride];
             for p0 in (0..k).step_by(kc) {
                 let depth = p0..p0 + kc.min(k - p0);
                 for j0 in cols.clone().step_by(per_chunk * NR) {
                     let chunk = j0..(j0 + per_chunk * NR).min(cols.end);
-                    for (s, j) in chunk.clone().step_by(NR).enumerate() {
-                        let width = NR.min(chunk.end - j);
-                        let next = Some(j + NR).filter(|&next| next < cols.end);
-                        let strip = &mut strips[s * depth.len() * NR..][..depth.len() * NR];
-                        // SAFETY: the caller's bounds cover rows `depth`, columns j..j+width.
-                        unsafe { b.fill_strip(depth.start, depth.len(), j, width, next, strip) };
-                    }
+                    let fill = FillChunk {
+                        depth: depth.clone(),
+                        columns: chunk.clone(),
+                        columns_end: cols.end,
+                        strip_stride,
+                    };
+                    // SAFETY: the caller's bounds cover rows `depth` and the chunk's columns;
+                    // `strips` holds the chunk's strips at `strip_stride`.
+                    unsafe { b.fill_chunk(&fill, strips) };
                     for r in rows.start / MR..rows.end.div_ceil(MR) {
                         let panel_rows = MR.min(rows.end - r * MR);
                         // SAFETY: the caller's bounds; `strips` holds the chunk's strips.
-                        unsafe {
-                            panel_along_chunk(
-                                &a,
-                                (r, panel_rows),
-                                depth.clone(),
-                                chunk.clone(),
-                                strips,
-                                &c,
-                            )
-                        }
+                        unsafe { panel_along_chunk(&a, (r, panel_rows), &fill, strips, &c) }
                     }
                 }
             }
@@ -274,21 +290,22 @@ unsafe fn block(
     let _ = (a, b, rows, cols, c);
 }
 
-/// Panel `r` (its first `panel_rows` rows) times each strip of `chunk`, over the depth
-/// rows `depth` of the left operand, stored through `c` (the epilogue after the last pass).
+/// Panel `r` (its first `panel_rows` rows) times each strip of the chunk `fill` filled,
+/// over its depth rows of the left operand, stored through `c` (the epilogue after the last
+/// pass).
 ///
 /// # Safety
 /// As `block`, for the panel's rows and the chunk's columns; `strips` holds the chunk's
-/// strips, `depth.len() × NR` values each, in order.
+/// strips, `depth.len() × NR` values each, `fill.strip_stride` apart.
 #[cfg(target_arch = "x86_64")]
 unsafe fn panel_along_chunk(
     a: &Lhs<'_>,
     (r, panel_rows): (usize, usize),
-    depth: std::ops::Range<usize>,
-    chunk: std::ops::Range<usize>,
+    fill: &FillChunk,
     strips: &[f32],
     c: &Block<'_>,
 ) {
+    let (depth, chunk) = (fill.depth.clone(), fill.columns.clone());
     // Panel r's rows (`Lhs::panel`: padded when packed, the last one repeated when read in
     // place) and its columns `depth` lie inside the operand (the caller's bounds).
     let (panel, a_rows, a_col_stride) = a.panel(r);
@@ -309,7 +326,7 @@ unsafe fn panel_along_chunk(
                 relu: e.relu,
             }),
         };
-        let strip = strips[s * depth.len() * NR..].as_ptr();
+        let strip = strips[s * fill.strip_stride..].as_ptr();
         // A packed panel's rows lie at fixed offsets: as constants, its kernel keeps twelve
         // registers and a copied array for other things.
         // A short last panel (the 4 rows past 5 × 12 of 64 channels, the 8 past 10 × 12 of

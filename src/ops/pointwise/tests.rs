@@ -24,6 +24,8 @@ fn product_equals_a_plain_triple_loop() {
         (100, 50, 20, true, false, 2),
         (29, 300, 10, false, true, 2),
         (64, 33, 1000, false, false, 2),
+        // More rows than columns over several passes: one row unit a thread.
+        (400, 600, 380, false, true, 2),
     ] {
         let (ldb, ldc) = (n + 3, n + 5);
         let a = values(m * k, 0.37);
@@ -61,6 +63,10 @@ fn depthwise_operand_and_epilogue_equal_the_separate_ops() {
         (13, 20, (7, 9), true, 1),
         (30, 300, (5, 5), false, 2),
         (12, 16, (33, 40), true, 2),
+        // Several chunks a pass (29 strips of 70 rows), the last strip short.
+        (20, 70, (61, 67), false, 2),
+        // Two passes of several chunks, one thread.
+        (14, 270, (37, 29), true, 1),
     ] {
         let n = h * w;
         let x = values(k * n, 0.29);
