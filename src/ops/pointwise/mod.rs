@@ -20,6 +20,7 @@ use crate::ops::cpu::gemm::{GemmShapeError, MatRef, matmul};
 use crate::ops::cpu::{SharedMut, lane_mask};
 use lhs::MR;
 pub use lhs::{Lhs, PackedLhs, StridedLhs};
+#[cfg(target_arch = "x86_64")]
 use rhs::FillChunk;
 pub use rhs::Rhs;
 use schedule::Units;
@@ -128,7 +129,7 @@ fn depth_per_pass(a: &Lhs<'_>) -> usize {
 }
 
 /// `c (m × n, row stride ldc) = [c +] a · b`, `b` being `k × n` with row stride `ldb`, on up
-/// to `threads` threads (split by columns). Returns false, touching nothing, when the kernel
+/// to `threads` threads (`schedule::Units`). Returns false, touching nothing, when the kernel
 /// is unavailable or a length does not fit.
 #[allow(clippy::too_many_arguments)]
 pub fn product(
@@ -347,7 +348,7 @@ unsafe fn panel_along_chunk(
     }
 }
 
-/// One task's view of `Out`: `c` as a raw pointer shared by the tasks.
+/// One unit's view of `Out`: `c` as a raw pointer shared by the workers.
 struct Block<'e> {
     c: *mut f32,
     ldc: usize,

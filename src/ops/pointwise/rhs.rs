@@ -120,8 +120,9 @@ impl Rhs<'_> {
     }
 }
 
-/// One chunk of a pass: the operand's rows `depth` at the columns `columns` (of a task's
+/// One chunk of a pass: the operand's rows `depth` at the columns `columns` (of a unit's
 /// columns ending at `columns_end`), filled into strips `strip_stride` values apart.
+#[cfg(target_arch = "x86_64")]
 pub(super) struct FillChunk {
     pub depth: std::ops::Range<usize>,
     pub columns: std::ops::Range<usize>,
@@ -130,6 +131,7 @@ pub(super) struct FillChunk {
 }
 
 /// Planes ahead of the one being filled whose span `depthwise_chunk` prefetches.
+#[cfg(target_arch = "x86_64")]
 const PLANES_AHEAD: usize = 2;
 
 /// `Rhs::Depthwise3x3`'s strips of one chunk, channel by channel: a channel's strips read one

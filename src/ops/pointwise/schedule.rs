@@ -26,9 +26,9 @@ pub(super) struct Units {
 }
 
 impl Units {
-    /// `groups` groups of `group` elements (`end` in all) for `workers`, in at least
-    /// `UNITS_PER_THREAD` units a worker (if there are as many groups) of at most
-    /// `max_groups` groups each; `None` past 2³² units.
+    /// `groups` groups of `group` elements (`end` in all) for `workers`: units of
+    /// `⌈groups / (workers · units_per_worker)⌉` groups (at most `max_groups`), so about
+    /// `units_per_worker` a worker; `None` past 2³² units.
     pub(super) fn new(
         groups: usize,
         group: usize,
@@ -111,6 +111,20 @@ mod tests {
         assert_eq!(units.take(0), Some(27..29));
         assert_eq!(units.take(1), None);
         assert_eq!(units.take(0), None);
+    }
+
+    #[test]
+    fn more_workers_than_groups_one_unit_a_worker_and_no_groups() {
+        // 3 groups for 5 workers: 3 workers of one unit each.
+        let units = Units::new(3, 12, 30, 5, 1, usize::MAX).unwrap();
+        assert_eq!(units.workers(), 3);
+        assert_eq!(units.take(2), Some(24..30));
+        assert_eq!(units.take(2), Some(0..12));
+        assert_eq!(units.take(2), Some(12..24));
+        assert_eq!(units.take(0), None);
+        assert_eq!(units.take(7), None);
+        let none = Units::new(0, 12, 0, 2, 4, usize::MAX).unwrap();
+        assert_eq!(none.take(0), None);
     }
 
     #[test]

@@ -63,7 +63,8 @@ fn depthwise_operand_and_epilogue_equal_the_separate_ops() {
         (13, 20, (7, 9), true, 1),
         (30, 300, (5, 5), false, 2),
         (12, 16, (33, 40), true, 2),
-        // Several chunks a pass (29 strips of 70 rows), the last strip short.
+        // Several units of up to a chunk (29 strips of 70 rows) on 2 threads, the last
+        // strip short.
         (20, 70, (61, 67), false, 2),
         // Two passes of several chunks, one thread.
         (14, 270, (37, 29), true, 1),
