@@ -128,6 +128,11 @@ fn depth_per_pass(a: &Lhs<'_>) -> usize {
     }
 }
 
+/// Strips in one chunk of a pass `pass_depth` deep (`CHUNK_VALUES`), at least one.
+fn strips_per_chunk(pass_depth: usize) -> usize {
+    (CHUNK_VALUES / (pass_depth * NR)).max(1)
+}
+
 /// `c (m × n, row stride ldc) = [c +] a · b`, `b` being `k × n` with row stride `ldb`, on up
 /// to `threads` threads (`schedule::Units`). Returns false, touching nothing, when the kernel
 /// is unavailable or a length does not fit.
@@ -200,7 +205,7 @@ pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: u
         Units::new(panels, MR, m, threads, 1, usize::MAX)
     } else {
         // A unit is at most a chunk of strips.
-        let per_chunk = (CHUNK_VALUES / (depth_per_pass(&a).min(k) * NR)).max(1);
+        let per_chunk = strips_per_chunk(depth_per_pass(&a).min(k));
         let per_thread = schedule::UNITS_PER_THREAD;
         Units::new(strips, NR, n, threads, per_thread, per_chunk)
     };
@@ -251,7 +256,7 @@ unsafe fn block(
         let kc = depth_per_pass(&a);
         // A pass is at most `kc` deep, and no deeper than the operand.
         let pass_depth = kc.min(k);
-        let per_chunk = (CHUNK_VALUES / (pass_depth * NR)).max(1);
+        let per_chunk = strips_per_chunk(pass_depth);
         // The strips of `b` one chunk reads, copied to contiguous rows of NR: read in place,
         // a power-of-two row stride (16×16 or 64×64 pixels) maps all its rows onto a few L1
         // sets, and every panel then reread it from L2 (measured: the kernel ran at half the
