@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_session import exported_session  # noqa: E402
 from torch_models import MODELS  # noqa: E402
 
 p = argparse.ArgumentParser()
@@ -27,17 +28,8 @@ torch.manual_seed(0)
 model = MODELS[args.model]().eval()
 x = torch.randn(args.batch_size, 3, 256, 256)
 with tempfile.TemporaryDirectory() as folder:
-    path = os.path.join(folder, "model.onnx")
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"],
-                          output_names=["logits"], dynamo=False)
+    session = exported_session(model, x, args.threads, folder)
     del model
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if args.threads > 0:
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 feed = {"input": x.numpy()}
 for _ in range(2):
     session.run(None, feed)

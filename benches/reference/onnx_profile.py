@@ -9,6 +9,7 @@ import argparse, collections, json, os, sys, tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_session import exported_session  # noqa: E402
 from torch_models import MODELS  # noqa: E402
 
 p = argparse.ArgumentParser()
@@ -18,24 +19,12 @@ p.add_argument("--steps", type=int, default=60)
 p.add_argument("--threads", type=int, default=2)
 args = p.parse_args()
 
-import onnxruntime as ort  # noqa: E402
-
 WARMUP = 3
 torch.manual_seed(0)
 model = MODELS[args.model]().eval()
 x = torch.randn(args.batch_size, 3, 256, 256)
 with tempfile.TemporaryDirectory() as folder:
-    path = os.path.join(folder, "model.onnx")
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"],
-                          output_names=["logits"], dynamo=False)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(folder, "profile")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = exported_session(model, x, args.threads, folder, profile=True)
     feed = {"input": x.numpy()}
     for _ in range(WARMUP + args.steps):
         session.run(None, feed)
