@@ -149,6 +149,11 @@ impl FoldedWeight {
         self.packed.is_some()
     }
 
+    /// The weight packed for the 1×1 kernel, if it runs there.
+    pub(crate) fn packed(&self) -> Option<&PackedLhs> {
+        self.packed.as_ref()
+    }
+
     /// `out (rows × n) = act(w · rhs + bias [+ residual])`, `rhs` being `cols × n` (dense
     /// unless `is_packed`).
     pub(crate) fn apply(

@@ -3,13 +3,15 @@
 //! stride 1, as Winograd's F(2×2, 3×3), or on the direct kernels where that does not run),
 //! each block's separable convs with the batch norm after each folded into its pointwise
 //! weight, the strided blocks' `skip` 1×1 conv with `skipbn` folded (its subsampled input
-//! gathered the same way, run before the rep while the block's input is in cache), the exit
+//! gathered the same way), the exit
 //! convs with `bn3`/`bn4` folded and their ReLU in the product's epilogue. Where the 1×1
 //! weight is packed, each separable conv is one product whose strips compute the depthwise
 //! conv (through the ReLU before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
 //! output never reaches memory; a ReLU between two separable convs is applied as the first
-//! one stores; a stride-1 block adds its input in the last product's epilogue, a strided one
-//! in the pool's.
+//! one stores; a stride-1 block adds its input in the last product's epilogue. A strided
+//! block's last product is pooled in bands of output rows (`pointwise::pooled`), its output
+//! never stored whole, and its skip conv's product added to each band after the pool; where
+//! that does not run, the skip is computed first and the pool adds it.
 
 use super::{
     FoldedWeight, Head, Plan, Scratch, ScratchPool, freezable, per_image, sized, values_of,
@@ -22,6 +24,7 @@ use crate::ops::conv::winograd::WinogradConv;
 use crate::ops::depthwise::forward_image as depthwise_image;
 use crate::ops::geometry::{ConvGeometry, PoolGeometry};
 use crate::ops::pointwise::Rhs;
+use crate::ops::pointwise::pooled::{PoolResidual, PooledProduct, product_pool_add};
 use crate::ops::pointwise::rhs::patch_grid;
 use crate::ops::pool::max_pool_add_image;
 
@@ -102,6 +105,43 @@ impl FrozenSeparable {
         self.pointwise
             .apply(rhs, oh * ow, out, relu, residual, threads)?;
         Ok((self.pointwise.rows(), oh, ow))
+    }
+
+    /// `y = maxpool₃ₓ₃,₂(self(x)) + residual` without storing `self(x)` whole, where the 1×1
+    /// weight is packed (`pointwise::pooled`; `scratch` holds its bands): the pooled shape,
+    /// or `None`, touching nothing, where it does not run.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_pooled(
+        &self,
+        x: &[f32],
+        (c, h, w): (usize, usize, usize),
+        residual: PoolResidual<'_>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+        threads: usize,
+    ) -> Option<(usize, usize, usize)> {
+        let weight = self.pointwise.packed()?;
+        if x.len() < c * h * w {
+            return None;
+        }
+        let p = PooledProduct {
+            weight,
+            bias: self.pointwise.bias(),
+            relu: false,
+            rhs: Rhs::Depthwise3x3 {
+                x: &x[..c * h * w],
+                hw: (h, w),
+                taps: &self.depthwise,
+                relu: self.relu_first,
+            },
+            hw: (h, w),
+        };
+        let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
+        product_pool_add(p, residual, y, scratch, threads).then_some((
+            self.pointwise.rows(),
+            oh,
+            ow,
+        ))
     }
 }
 
@@ -201,6 +241,24 @@ impl FrozenBlock {
         Ok((weight.rows(), oh, ow))
     }
 
+    /// The skip conv's weight where the last conv's pool adds it band by band (a stride-2
+    /// pool and skip, both weights packed: `pointwise::pooled`).
+    fn skip_in_bands(&self) -> Option<&FoldedWeight> {
+        let last_packed = self.rep.last().is_some_and(|c| c.pointwise.is_packed());
+        match &self.skip {
+            Some((weight, 2)) if weight.is_packed() && last_packed && self.pooled_last() => {
+                Some(weight)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the last conv is pooled band by band (`FrozenSeparable::apply_pooled`): a
+    /// 3×3 stride-2 pool after it, and no ReLU as it stores.
+    fn pooled_last(&self) -> bool {
+        self.pool_stride == Some(2) && self.relu_out.last() == Some(&false)
+    }
+
     /// The block on `s.buffers[0]` (of `shape`), its output left there.
     fn apply(
         &self,
@@ -209,18 +267,68 @@ impl FrozenBlock {
         threads: usize,
     ) -> candle_core::Result<(usize, usize, usize)> {
         let [input, x, y, dw, skip] = &mut s.buffers;
+        let skip_in_bands = self.skip_in_bands();
         // First, while the input is in cache from the op that wrote it (read strided after
-        // the rep, it missed to memory).
-        let skip_shape = self.skip_branch(input, shape, dw, skip, threads)?;
+        // the rep, it missed to memory); unless the pool adds it band by band.
+        let mut skip_shape = match skip_in_bands {
+            Some(_) => None,
+            None => Some(self.skip_branch(input, shape, dw, skip, threads)?),
+        };
         let residual_in_epilogue = self.pool_stride.is_none() && self.skip.is_none();
         let mut at = shape;
         for (i, conv) in self.rep.iter().enumerate() {
             let last = i + 1 == self.rep.len();
-            let residual = (last && residual_in_epilogue).then_some(&input[..]);
             let src: &[f32] = if i == 0 { input } else { x };
+            if last && self.pooled_last() {
+                // The last conv pooled band by band, its output never stored whole.
+                let (ci, hi, wi) = shape;
+                let residual = match (skip_in_bands, skip_shape) {
+                    (Some(weight), _) => {
+                        weight
+                            .packed()
+                            .zip(input.get(..ci * hi * wi))
+                            .map(|(packed, x)| PoolResidual::Product {
+                                weight: packed,
+                                bias: weight.bias(),
+                                rhs: Rhs::Patches {
+                                    x,
+                                    hw: (hi, wi),
+                                    kernel: 1,
+                                    stride: 2,
+                                },
+                            })
+                    }
+                    (None, _) if self.skip.is_some() => Some(PoolResidual::Values(skip)),
+                    (None, _) => Some(PoolResidual::Values(input)),
+                };
+                let (c_out, pooled_h, pooled_w) = skip_shape.unwrap_or_else(|| {
+                    let (oh, ow) = patch_grid((hi, wi), 1, 2);
+                    (conv.pointwise.rows(), oh, ow)
+                });
+                let pooled = sized(y, c_out * pooled_h * pooled_w);
+                let out = residual.and_then(|r| conv.apply_pooled(src, at, r, pooled, dw, threads));
+                if let Some(out) = out {
+                    if out != (c_out, pooled_h, pooled_w) {
+                        candle_core::bail!(
+                            "frozen Xception: pooled {out:?}, skip {:?}",
+                            (c_out, pooled_h, pooled_w)
+                        )
+                    }
+                    std::mem::swap(input, y);
+                    return Ok(out);
+                }
+                if skip_shape.is_none() {
+                    // Not pooled in bands after all: the skip as it runs otherwise.
+                    skip_shape = Some(self.skip_branch(input, shape, dw, skip, threads)?);
+                }
+            }
+            let residual = (last && residual_in_epilogue).then_some(&input[..]);
             at = conv.apply(src, at, dw, y, self.relu_out[i], residual, threads)?;
             std::mem::swap(x, y);
         }
+        let Some(skip_shape) = skip_shape else {
+            candle_core::bail!("frozen Xception: a block without its skip")
+        };
         let (c, h, w) = at;
         let branch: &[f32] = if self.skip.is_some() { skip } else { input };
         match self.pool_stride {

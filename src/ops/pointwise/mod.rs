@@ -9,6 +9,7 @@
 //! `gemm::matmul` (`WeightLhs` picks).
 
 pub mod lhs;
+pub mod pooled;
 pub mod rhs;
 mod schedule;
 pub mod weight_grad;
@@ -213,6 +214,7 @@ pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: u
     let c = || Block {
         c: c_at.get(),
         ldc,
+        col0: 0,
         accumulate,
         epilogue,
     };
@@ -240,9 +242,10 @@ pub fn product_of(a: Lhs<'_>, b: Rhs<'_>, n: usize, out: Out<'_, '_>, threads: u
 /// The block `rows × cols` of the product (`rows` starting on a panel boundary).
 ///
 /// # Safety
-/// AVX-512F must be present; `b` must fit (`Rhs::fits`) `k` rows covering `cols` and `c.c`
-/// hold `m` rows of stride `ldc` (and the epilogue's bias `m` values, its residual as many
-/// as `c`); nothing else may access that block of `c`.
+/// AVX-512F must be present; `b` must fit (`Rhs::fits`) `k` rows covering `cols`,
+/// `cols.start ≥ c.col0`, and `c.c` hold `m` rows of stride `ldc` covering the columns
+/// `cols` less `c.col0` (and the epilogue's bias `m` values, its residual as many as `c`);
+/// nothing else may access that block of `c`.
 unsafe fn block(
     a: Lhs<'_>,
     b: Rhs<'_>,
@@ -318,7 +321,7 @@ unsafe fn panel_along_chunk(
     let panel = panel.wrapping_add(depth.start * a_col_stride);
     let last = depth.end == a.dims().1;
     for (s, j) in chunk.clone().step_by(NR).enumerate() {
-        let at = r * MR * c.ldc + j;
+        let at = r * MR * c.ldc + (j - c.col0);
         let store = Store {
             // SAFETY: row r·MR, column j of `c` (the caller's bounds).
             c: unsafe { c.c.add(at) },
@@ -353,10 +356,12 @@ unsafe fn panel_along_chunk(
     }
 }
 
-/// One unit's view of `Out`: `c` as a raw pointer shared by the workers.
+/// One unit's view of `Out`: `c` as a raw pointer shared by the workers, its column 0
+/// being the product's column `col0`.
 struct Block<'e> {
     c: *mut f32,
     ldc: usize,
+    col0: usize,
     accumulate: bool,
     epilogue: Option<Epilogue<'e>>,
 }

@@ -207,9 +207,7 @@ pub fn max_pool_add_image(
     }
     let stride2_3x3 = (g.kernel, g.stride, g.padding) == (3, 2, 1);
     let pool_rows = |x: &[f32], rows: std::ops::Range<usize>, add: &[f32], y: &mut [f32]| {
-        f32::with_scratch(stride2_3x3::row_len(w), |row| {
-            stride2_3x3::pool_add(x, (h, w), rows, add, y, row)
-        })
+        stride2_3x3::pool_add((x, 0), (h, w), rows, Some(add), y)
     };
     let plane = |((y, add), plane): ((&mut [f32], &[f32]), &[f32])| {
         if stride2_3x3 && pool_rows(plane, 0..d.oh, add, y) {
