@@ -94,71 +94,74 @@ pub fn product_pool_add(
         relu: p.relu,
     };
     let y_at = SharedMut(y.as_mut_ptr());
-    scratch[..len]
-        .par_chunks_mut(per_worker)
-        .enumerate()
-        .all(|(worker, band)| {
-            // The next band of this worker's run, and where its first input row lies.
-            let mut carried: Option<(usize, usize)> = None;
-            while let Some(rows) = units.take(worker) {
-                let (first, last) = input_rows(h, &rows);
-                let mut from = first;
-                if let Some((_, at)) = carried.filter(|&(next, _)| next == rows.start) {
-                    for plane in band.chunks_mut(ldc) {
-                        plane.copy_within(at * w..(at + 1) * w, 0);
-                    }
-                    from = first + 1;
+    let worker = |(worker, band): (usize, &mut [f32])| {
+        // The next band of this worker's run, and where its first input row lies.
+        let mut carried: Option<(usize, usize)> = None;
+        while let Some(rows) = units.take(worker) {
+            let (first, last) = input_rows(h, &rows);
+            let mut from = first;
+            if let Some((_, at)) = carried.filter(|&(next, _)| next == rows.start) {
+                for plane in band.chunks_mut(ldc) {
+                    plane.copy_within(at * w..(at + 1) * w, 0);
                 }
-                if from <= last {
-                    let c = Block {
-                        c: band.as_mut_ptr(),
-                        ldc,
-                        col0: first * w,
-                        accumulate: false,
-                        epilogue: Some(epilogue),
-                    };
-                    // SAFETY: `fits` bounds the operand's rows and columns; the columns
-                    // `from·w..(last + 1)·w` less `first·w` lie inside each of the band's `m`
-                    // rows of `ldc` (at most 2·band_rows + 1 input rows); this worker alone
-                    // uses its buffer; AVX-512F is present (`available`).
-                    unsafe { block(lhs, p.rhs, 0..m, from * w..(last + 1) * w, c) };
-                }
-                let pixels = rows.start * ow..rows.end * ow;
-                for (plane, x) in band.chunks(ldc).enumerate() {
-                    let at = plane * oh * ow + pixels.start;
-                    let add = match residual {
-                        PoolResidual::Values(add) => Some(&add[at..at + pixels.len()]),
-                        PoolResidual::Product { .. } => None,
-                    };
-                    // SAFETY: each unit is taken by one worker, and writes only its output
-                    // rows of each plane, inside `y` (`out_len`).
-                    let y =
-                        unsafe { std::slice::from_raw_parts_mut(y_at.get().add(at), pixels.len()) };
-                    let x = (&x[..(last + 1 - first) * w], first);
-                    if !pool_add(x, (h, w), rows.clone(), add, y) {
-                        return false;
-                    }
-                }
-                if let PoolResidual::Product { weight, bias, rhs } = residual {
-                    let c = Block {
-                        c: y_at.get(),
-                        ldc: oh * ow,
-                        col0: 0,
-                        accumulate: true,
-                        epilogue: Some(Epilogue {
-                            bias,
-                            residual: None,
-                            relu: false,
-                        }),
-                    };
-                    // SAFETY: `residual_fits` bounds the operand; `y` holds `m` rows of
-                    // `oh · ow`; this unit alone writes the columns of its output rows.
-                    unsafe { block(Lhs::Packed(weight), rhs, 0..m, pixels, c) };
-                }
-                carried = Some((rows.end, last - first));
+                from = first + 1;
             }
-            true
-        })
+            if from <= last {
+                let c = Block {
+                    c: band.as_mut_ptr(),
+                    ldc,
+                    col0: first * w,
+                    accumulate: false,
+                    epilogue: Some(epilogue),
+                };
+                // SAFETY: `fits` bounds the operand's rows and columns; the columns
+                // `from·w..(last + 1)·w` less `first·w` lie inside each of the band's `m`
+                // rows of `ldc` (at most 2·band_rows + 1 input rows); this worker alone
+                // uses its buffer; AVX-512F is present (`available`).
+                unsafe { block(lhs, p.rhs, 0..m, from * w..(last + 1) * w, c) };
+            }
+            let pixels = rows.start * ow..rows.end * ow;
+            for (plane, x) in band.chunks(ldc).enumerate() {
+                let at = plane * oh * ow + pixels.start;
+                let add = match residual {
+                    PoolResidual::Values(add) => Some(&add[at..at + pixels.len()]),
+                    PoolResidual::Product { .. } => None,
+                };
+                // SAFETY: each unit is taken by one worker, and writes only its output
+                // rows of each plane, inside `y` (`out_len`).
+                let y = unsafe { std::slice::from_raw_parts_mut(y_at.get().add(at), pixels.len()) };
+                let x = (&x[..(last + 1 - first) * w], first);
+                if !pool_add(x, (h, w), rows.clone(), add, y) {
+                    return false;
+                }
+            }
+            if let PoolResidual::Product { weight, bias, rhs } = residual {
+                let c = Block {
+                    c: y_at.get(),
+                    ldc: oh * ow,
+                    col0: 0,
+                    accumulate: true,
+                    epilogue: Some(Epilogue {
+                        bias,
+                        residual: None,
+                        relu: false,
+                    }),
+                };
+                // SAFETY: `residual_fits` bounds the operand; `y` holds `m` rows of
+                // `oh · ow`; this unit alone writes the columns of its output rows.
+                unsafe { block(Lhs::Packed(weight), rhs, 0..m, pixels, c) };
+            }
+            carried = Some((rows.end, last - first));
+        }
+        true
+    };
+    let scratch = &mut scratch[..len];
+    if units.workers() == 1 {
+        // On this thread: a parallel iterator would let it take another image's pass while
+        // it waited (one image a thread in a batch), each holding its own scratch.
+        return worker((0, scratch));
+    }
+    scratch.par_chunks_mut(per_worker).enumerate().all(worker)
 }
 
 /// Output rows a band at most: those whose input rows (2·rows + 1) of `channels` planes
