@@ -291,6 +291,8 @@ impl Head {
 /// was 2 % of a LilXception evaluation). Its values are whatever the last user left.
 pub(crate) fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buffer.len() < len {
+        // Exactly: `resize` alone may double the capacity (see `ScratchPool::with`).
+        buffer.reserve_exact(len - buffer.len());
         buffer.resize(len, 0.0);
     }
     &mut buffer[..len]

@@ -469,7 +469,7 @@ unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
             let (mut v0, mut v1) = (acc[0], acc[1]);
             if load_c {
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, out));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out.add(16)));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, out.wrapping_add(16)));
             }
             if let Some(e) = &epilogue {
                 let bias = _mm512_set1_ps(*e.bias.add(i));
@@ -478,7 +478,7 @@ unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
                 if let Some(residual) = e.residual {
                     let r = residual.add(i * ldc);
                     v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, r));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r.add(16)));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r.wrapping_add(16)));
                 }
                 if e.relu {
                     // The second operand is returned where either is NaN.
@@ -488,7 +488,9 @@ unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
                 }
             }
             _mm512_mask_storeu_ps(out, m0, v0);
-            _mm512_mask_storeu_ps(out.add(16), m1, v1);
+            // `wrapping_add`: a block 16 wide or less may end within 16 values of `c`'s end,
+            // and its second vector is then fully masked.
+            _mm512_mask_storeu_ps(out.wrapping_add(16), m1, v1);
         }
     }
 }

@@ -10,7 +10,8 @@
 //! against 654 from the stored planes.
 //!
 //! Two bands' windows share one input row. A worker keeps that row for the next band of its
-//! own run, and computes it again only for a band taken out of turn (`schedule::Units`).
+//! own run, and computes it again for the first band of its run and for a band taken out of
+//! turn (`schedule::Units`).
 
 use rayon::prelude::*;
 
@@ -51,9 +52,10 @@ pub enum PoolResidual<'a> {
 /// `y = maxpool₃ₓ₃,₂(act(weight · rhs + bias)) + residual` (`y` is `m × oh × ow`, the
 /// pool's output) on up to `threads` threads, in bands (see the module docs); `scratch`
 /// holds the bands' buffers. The pool equals the product stored whole and then pooled, bit
-/// for bit; a `Product` residual is added as `(skip product + pool) + skip bias`, a float32
-/// rounding away from the skip stored and then added. False, touching nothing, where the
-/// kernel is unavailable or a length does not fit.
+/// for bit; a `Product` residual's passes (256 deep) are added to the pool one by one and
+/// its bias last, float32 roundings away from the skip stored and then added. False,
+/// touching nothing but `scratch`, where the kernel is unavailable or a length or shape
+/// does not fit.
 pub fn product_pool_add(
     p: PooledProduct<'_>,
     residual: PoolResidual<'_>,
@@ -65,7 +67,10 @@ pub fn product_pool_add(
     let ((m, k), (h, w)) = (lhs.dims(), p.hw);
     let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
     let out_len = m * oh * ow;
-    let fits = h > 0 && w > 0 && m > 0 && k > 0 && p.rhs.fits(k, h * w) && p.bias.len() >= m;
+    // A depthwise operand's planes are the pool's (`fits` checks only their pixel count).
+    let same_planes = !matches!(p.rhs, Rhs::Depthwise3x3 { hw, .. } if hw != p.hw);
+    let fits = h > 0 && w > 0 && m > 0 && k > 0 && same_planes && p.rhs.fits(k, h * w);
+    let fits = fits && p.bias.len() >= m;
     let residual_fits = match residual {
         PoolResidual::Values(add) => add.len() >= out_len,
         PoolResidual::Product { weight, bias, rhs } => {
@@ -201,9 +206,10 @@ mod tests {
         assert_eq!(band_rows_at_most(1 << 20, 125), 1);
     }
 
-    /// Equal, bit for bit, to the product stored whole and then pooled, on one thread and
-    /// on three (bands taken out of turn), at sizes with one band, odd and even rows, a last
-    /// panel of 4 rows, and a depthwise right operand.
+    /// Equal, bit for bit, to the product stored whole and then pooled, on one to three
+    /// threads, at sizes with one band and with several a worker, odd and even rows, a last
+    /// panel of 4 rows, a product deeper than one pass, and a depthwise right operand; with a
+    /// skip product added band by band, equal within float32 rounding.
     #[test]
     fn equals_the_product_then_the_pool() {
         if !available() {
@@ -212,11 +218,15 @@ mod tests {
         }
         let wave =
             |len: usize, f: f32| -> Vec<f32> { (0..len).map(|i| ((i as f32) * f).sin()).collect() };
+        // 128 × 125² and 300 × 40 × 64: several bands a worker (a carried row) on one thread
+        // and on two; 300 deep: two passes of the band's product and of the skip's.
         for &(m, k, h, w, depthwise) in &[
             (16, 8, 3, 5, false),
             (28, 40, 125, 125, true),
             (12, 24, 33, 17, false),
             (64, 16, 64, 20, true),
+            (128, 8, 125, 125, true),
+            (300, 300, 40, 64, false),
         ] {
             let weight = wave(m * k, 0.31);
             let packed = PackedLhs::pack(&weight, m, k, k, 1).unwrap();
@@ -290,7 +300,7 @@ mod tests {
             ));
             let mut want_skip = vec![0.0f32; m * oh * ow];
             max_pool_add_image(&whole, (m, h, w), g, &skip, &mut want_skip, false).unwrap();
-            for threads in [1, 3] {
+            for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()

@@ -182,6 +182,8 @@ mod tests {
             (125, 125),
             (63, 63),
             (8, 33),
+            (9, 32),
+            (6, 64),
         ] {
             let mut x: Vec<f32> = (0..h * w).map(|i| ((i as f32) * 0.37).sin()).collect();
             if h * w > 4 {
