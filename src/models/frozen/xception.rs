@@ -27,6 +27,7 @@ use crate::ops::pointwise::Rhs;
 use crate::ops::pointwise::pooled::{PoolResidual, PooledProduct, product_pool_add};
 use crate::ops::pointwise::rhs::patch_grid;
 use crate::ops::pool::max_pool_add_image;
+use crate::ops::pool::stride2_3x3::output_hw;
 
 /// `pointwise(depthwise(relu?(x)))` with the following batch norm folded in.
 struct FrozenSeparable {
@@ -136,7 +137,7 @@ impl FrozenSeparable {
             },
             hw: (h, w),
         };
-        let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
+        let (oh, ow) = output_hw((h, w));
         product_pool_add(p, residual, y, scratch, threads).then_some((
             self.pointwise.rows(),
             oh,
@@ -282,8 +283,8 @@ impl FrozenBlock {
             if last && self.pooled_last() {
                 // The last conv pooled band by band, its output never stored whole.
                 let (ci, hi, wi) = shape;
-                let residual = match (skip_in_bands, skip_shape) {
-                    (Some(weight), _) => {
+                let residual = match skip_in_bands {
+                    Some(weight) => {
                         weight
                             .packed()
                             .zip(input.get(..ci * hi * wi))
@@ -298,11 +299,11 @@ impl FrozenBlock {
                                 },
                             })
                     }
-                    (None, _) if self.skip.is_some() => Some(PoolResidual::Values(skip)),
-                    (None, _) => Some(PoolResidual::Values(input)),
+                    None if self.skip.is_some() => Some(PoolResidual::Values(skip)),
+                    None => Some(PoolResidual::Values(input)),
                 };
                 let (c_out, pooled_h, pooled_w) = skip_shape.unwrap_or_else(|| {
-                    let (oh, ow) = patch_grid((hi, wi), 1, 2);
+                    let (oh, ow) = output_hw((at.1, at.2));
                     (conv.pointwise.rows(), oh, ow)
                 });
                 let pooled = sized(y, c_out * pooled_h * pooled_w);

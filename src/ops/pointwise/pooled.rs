@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::schedule::Units;
 use super::{Block, Epilogue, Lhs, PackedLhs, Rhs, available, block};
 use crate::ops::cpu::SharedMut;
-use crate::ops::pool::stride2_3x3::{input_rows, pool_add};
+use crate::ops::pool::stride2_3x3::{input_rows, output_hw, pool_add};
 
 /// Values of a band's buffer at most (1 MiB): its input rows of every channel.
 const BAND_VALUES: usize = 1 << 18;
@@ -65,7 +65,7 @@ pub fn product_pool_add(
 ) -> bool {
     let lhs = Lhs::Packed(p.weight);
     let ((m, k), (h, w)) = (lhs.dims(), p.hw);
-    let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
+    let (oh, ow) = output_hw((h, w));
     let out_len = m * oh * ow;
     // A depthwise operand's planes are the pool's (`fits` checks only their pixel count).
     let same_planes = !matches!(p.rhs, Rhs::Depthwise3x3 { hw, .. } if hw != p.hw);
@@ -206,6 +206,29 @@ mod tests {
         assert_eq!(band_rows_at_most(1 << 20, 125), 1);
     }
 
+    /// `act(weight · rhs + bias)` stored whole (`n` columns), by `product_of` on one thread.
+    fn stored(weight: &PackedLhs, rhs: Rhs<'_>, n: usize, bias: &[f32], relu: bool) -> Vec<f32> {
+        let mut c = vec![0.0f32; Lhs::Packed(weight).dims().0 * n];
+        let out = super::super::Out {
+            c: &mut c,
+            ldc: n,
+            accumulate: false,
+            epilogue: Some(Epilogue {
+                bias,
+                residual: None,
+                relu,
+            }),
+        };
+        assert!(super::super::product_of(
+            Lhs::Packed(weight),
+            rhs,
+            n,
+            out,
+            1
+        ));
+        c
+    }
+
     /// Equal, bit for bit, to the product stored whole and then pooled, on one to three
     /// threads, at sizes with one band and with several a worker, odd and even rows, a last
     /// panel of 4 rows, a product deeper than one pass, and a depthwise right operand; with a
@@ -243,24 +266,7 @@ mod tests {
             } else {
                 Rhs::Dense { b: &x, ldb: h * w }
             };
-            let mut whole = vec![0.0f32; m * h * w];
-            let out = super::super::Out {
-                c: &mut whole,
-                ldc: h * w,
-                accumulate: false,
-                epilogue: Some(Epilogue {
-                    bias: &bias,
-                    residual: None,
-                    relu: true,
-                }),
-            };
-            assert!(super::super::product_of(
-                Lhs::Packed(&packed),
-                rhs,
-                h * w,
-                out,
-                1
-            ));
+            let whole = stored(&packed, rhs, h * w, &bias, true);
             let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
             let add = wave(m * oh * ow, 0.11);
             let mut want = vec![0.0f32; m * oh * ow];
@@ -273,31 +279,14 @@ mod tests {
             // The skip conv's product, stored and then added, as the unbanded path does.
             let skip_weight = wave(m * k, 0.23);
             let skip_packed = PackedLhs::pack(&skip_weight, m, k, k, 1).unwrap();
-            let skip_bias = wave(m, 0.9);
+            let bias_of_skip = wave(m, 0.9);
             let skip_rhs = Rhs::Patches {
                 x: &x,
                 hw: (h, w),
                 kernel: 1,
                 stride: 2,
             };
-            let mut skip = vec![0.0f32; m * oh * ow];
-            let out = super::super::Out {
-                c: &mut skip,
-                ldc: oh * ow,
-                accumulate: false,
-                epilogue: Some(Epilogue {
-                    bias: &skip_bias,
-                    residual: None,
-                    relu: false,
-                }),
-            };
-            assert!(super::super::product_of(
-                Lhs::Packed(&skip_packed),
-                skip_rhs,
-                oh * ow,
-                out,
-                1
-            ));
+            let skip = stored(&skip_packed, skip_rhs, oh * ow, &bias_of_skip, false);
             let mut want_skip = vec![0.0f32; m * oh * ow];
             max_pool_add_image(&whole, (m, h, w), g, &skip, &mut want_skip, false).unwrap();
             for threads in [1, 2, 3] {
@@ -330,7 +319,7 @@ mod tests {
                 // The skip added band by band: its sum rounds once differently.
                 let got = run(PoolResidual::Product {
                     weight: &skip_packed,
-                    bias: &skip_bias,
+                    bias: &bias_of_skip,
                     rhs: skip_rhs,
                 });
                 for (i, (g, e)) in got.iter().zip(&want_skip).enumerate() {

@@ -11,6 +11,11 @@
 
 use crate::ops::cpu::lane_mask;
 
+/// The output of an `h × w` plane: `((h − 1)/2 + 1, (w − 1)/2 + 1)`.
+pub fn output_hw((h, w): (usize, usize)) -> (usize, usize) {
+    ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1)
+}
+
 /// The input rows (`first..=last`) that the output rows `rows` of an `h`-row plane read.
 pub fn input_rows(h: usize, rows: &std::ops::Range<usize>) -> (usize, usize) {
     (
@@ -20,7 +25,7 @@ pub fn input_rows(h: usize, rows: &std::ops::Range<usize>) -> (usize, usize) {
 }
 
 /// `y = maxpool(x) [+ add]` over the output rows `rows` of one `h × w` plane (whose output is
-/// `oh × ow`, `oh = (h − 1)/2 + 1` and likewise `ow`): `x` holds the plane's rows from
+/// `oh × ow`, `output_hw`): `x` holds the plane's rows from
 /// `x_row0` on (at least those `rows` read, `input_rows`), `add` and `y` the output rows
 /// `rows` only. False, touching nothing, where AVX-512F is absent or a length does not fit.
 pub fn pool_add(
@@ -30,7 +35,7 @@ pub fn pool_add(
     add: Option<&[f32]>,
     y: &mut [f32],
 ) -> bool {
-    let (oh, ow) = ((h.max(1) - 1) / 2 + 1, (w.max(1) - 1) / 2 + 1);
+    let (oh, ow) = output_hw((h, w));
     let band = rows.len() * ow;
     let (first, last) = input_rows(h, &rows);
     if !crate::ops::cpu::available()
@@ -87,7 +92,7 @@ unsafe fn pool_add_avx512(
     // Groups whose 32 input columns all lie inside the row: loaded whole, no mask to make.
     let whole_groups = (w / 32).min(ow / 16);
     for oy in rows.clone() {
-        let (first, last) = ((2 * oy).saturating_sub(1), (2 * oy + 1).min(h - 1));
+        let (first, last) = input_rows(h, &(oy..oy + 1));
         let row0 = x.wrapping_add(first * w);
         // The maxima of the window's rows (one to three, in order) over the 16 columns
         // from x0, the lanes outside `lanes` −∞.
