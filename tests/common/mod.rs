@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod formula;
+pub mod frozen;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -260,6 +260,55 @@ impl FrozenBlock {
         self.pool_stride == Some(2) && self.relu_out.last() == Some(&false)
     }
 
+    /// What the block adds to its rep's output: the skip conv's product, else its input.
+    fn branch<'a>(&self, skip: &'a [f32], input: &'a [f32]) -> &'a [f32] {
+        if self.skip.is_some() { skip } else { input }
+    }
+
+    /// The last conv (`conv`, on `src` of shape `at`) pooled band by band into `y`, its
+    /// output never stored whole, with the block's branch added: the skip conv's product
+    /// band by band (`skip_in_bands`, from the block's `input` of `shape`), else the skip
+    /// already computed (`skip`, of `skip_shape`) or the input. `None` when the pooled product
+    /// does not run here; the caller then runs the conv and the pool as separate steps.
+    fn apply_pooled_last(
+        &self,
+        conv: &FrozenSeparable,
+        ((src, at), (input, shape), (skip, skip_shape)): PooledOperands<'_>,
+        (y, dw): (&mut Vec<f32>, &mut Vec<f32>),
+        threads: usize,
+    ) -> candle_core::Result<Option<(usize, usize, usize)>> {
+        let (ci, hi, wi) = shape;
+        let residual = match self.skip_in_bands() {
+            Some(weight) => weight
+                .packed()
+                .zip(input.get(..ci * hi * wi))
+                .map(|(packed, x)| PoolResidual::Product {
+                    weight: packed,
+                    bias: weight.bias(),
+                    rhs: Rhs::Patches {
+                        x,
+                        hw: (hi, wi),
+                        kernel: 1,
+                        stride: 2,
+                    },
+                }),
+            None => Some(PoolResidual::Values(self.branch(skip, input))),
+        };
+        let expected = skip_shape.unwrap_or_else(|| {
+            let (oh, ow) = output_hw((at.1, at.2));
+            (conv.pointwise.rows(), oh, ow)
+        });
+        let pooled = sized(y, expected.0 * expected.1 * expected.2);
+        let Some(out) = residual.and_then(|r| conv.apply_pooled(src, at, r, pooled, dw, threads))
+        else {
+            return Ok(None);
+        };
+        if out != expected {
+            candle_core::bail!("frozen Xception: pooled {out:?}, skip {expected:?}")
+        }
+        Ok(Some(out))
+    }
+
     /// The block on `s.buffers[0]` (of `shape`), its output left there.
     fn apply(
         &self,
@@ -281,40 +330,8 @@ impl FrozenBlock {
             let last = i + 1 == self.rep.len();
             let src: &[f32] = if i == 0 { input } else { x };
             if last && self.pooled_last() {
-                // The last conv pooled band by band, its output never stored whole.
-                let (ci, hi, wi) = shape;
-                let residual = match skip_in_bands {
-                    Some(weight) => {
-                        weight
-                            .packed()
-                            .zip(input.get(..ci * hi * wi))
-                            .map(|(packed, x)| PoolResidual::Product {
-                                weight: packed,
-                                bias: weight.bias(),
-                                rhs: Rhs::Patches {
-                                    x,
-                                    hw: (hi, wi),
-                                    kernel: 1,
-                                    stride: 2,
-                                },
-                            })
-                    }
-                    None if self.skip.is_some() => Some(PoolResidual::Values(skip)),
-                    None => Some(PoolResidual::Values(input)),
-                };
-                let (c_out, pooled_h, pooled_w) = skip_shape.unwrap_or_else(|| {
-                    let (oh, ow) = output_hw((at.1, at.2));
-                    (conv.pointwise.rows(), oh, ow)
-                });
-                let pooled = sized(y, c_out * pooled_h * pooled_w);
-                let out = residual.and_then(|r| conv.apply_pooled(src, at, r, pooled, dw, threads));
-                if let Some(out) = out {
-                    if out != (c_out, pooled_h, pooled_w) {
-                        candle_core::bail!(
-                            "frozen Xception: pooled {out:?}, skip {:?}",
-                            (c_out, pooled_h, pooled_w)
-                        )
-                    }
+                let operands = ((src, at), (&input[..], shape), (&skip[..], skip_shape));
+                if let Some(out) = self.apply_pooled_last(conv, operands, (y, dw), threads)? {
                     std::mem::swap(input, y);
                     return Ok(out);
                 }
@@ -331,7 +348,7 @@ impl FrozenBlock {
             candle_core::bail!("frozen Xception: a block without its skip")
         };
         let (c, h, w) = at;
-        let branch: &[f32] = if self.skip.is_some() { skip } else { input };
+        let branch = self.branch(skip, input);
         match self.pool_stride {
             Some(stride) => {
                 let g = PoolGeometry {
@@ -363,6 +380,14 @@ impl FrozenBlock {
         }
     }
 }
+
+/// `FrozenBlock::apply_pooled_last`'s operands: the last conv's input and shape, the
+/// block's input and shape, and the skip conv's product and shape if already computed.
+type PooledOperands<'a> = (
+    (&'a [f32], (usize, usize, usize)),
+    (&'a [f32], (usize, usize, usize)),
+    (&'a [f32], Option<(usize, usize, usize)>),
+);
 
 /// Whether a convolution's product gathers its patches (`Rhs::Patches`: unpadded and
 /// strided, as `conv1`) rather than reading an im2col matrix or running on the direct
