@@ -1,6 +1,7 @@
 //! The frozen inference path against the model's own evaluation forward, shared by
 //! `frozen_inference.rs` (on this processor's kernels) and `frozen_portable.rs` (on the
-//! portable loops). Tolerances and measured differences: `frozen_inference.rs`.
+//! portable loops). Tolerances: `frozen_inference.rs` (its measured differences are the
+//! AVX-512 kernels'; the portable run prints its own).
 
 use candle_core::{Device, Tensor};
 use fakelens::config::ModelKind;
@@ -31,7 +32,7 @@ pub fn relative(got: &[f32], want: &[f32]) -> f32 {
 pub fn check(model: &dyn Detector, name: &str, batch: usize, size: usize, tolerance: f32) {
     let Some(frozen) = model.freeze().unwrap() else {
         // SimpleNet's frozen path runs on the AVX-512 kernels only.
-        println!("notice: {name} has no frozen path on this CPU (no AVX-512); skipped");
+        println!("notice: {name} has no frozen path without the AVX-512 kernels; skipped");
         return;
     };
     let x = images(batch, size, 0.4);

@@ -382,7 +382,9 @@ impl FrozenBlock {
 }
 
 /// `FrozenBlock::apply_pooled_last`'s operands: the last conv's input and shape, the
-/// block's input and shape, and the skip conv's product and shape if already computed.
+/// block's input and shape, and the skip buffer with the block's output shape if the skip
+/// branch already ran (`skip_branch`: for a block without a skip conv, the buffer is unused
+/// and the shape is the input's).
 type PooledOperands<'a> = (
     (&'a [f32], (usize, usize, usize)),
     (&'a [f32], (usize, usize, usize)),

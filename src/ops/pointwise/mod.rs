@@ -39,10 +39,11 @@ const KC: usize = 256;
 const CHUNK_VALUES: usize = 1 << 16;
 /// How many panels ahead a panel's last strip prefetches the packed left operand. A panel's
 /// 12 rows of one pass (12 KiB) are read from L3 or memory once per pass, and with few
-/// columns (Xception's exit flow: 64 pixels, two strips) the kernel waited for them: one
-/// thread, Xception at one image, five interleaved runs, the median sum of the exit-flow
-/// products (≥ 1024 rows) 10.5 ms without, 8.7 one panel ahead, 8.6 two; its middle flow's
-/// 728 × 728 × 256 products 2.84 → 2.64 ms (the exit flow's best sums: 7.9–9.6 → 5.8–7.8 ms).
+/// columns (`conv3` and `conv4` of Xception: 64 pixels, two strips) the kernel waited for
+/// them. One thread, Xception at one image, five interleaved runs per setting, the median
+/// of the per-pass sums of its products of ≥ 1024 rows (block 12's second conv at 256
+/// pixels, `conv3`, `conv4`): 10.5 ms without, 8.7 one panel ahead, 8.6 two; its middle
+/// flow's 728 × 728 × 256 products, the median of each: 2.84 → 2.64 ms.
 const PREFETCH_PANELS_AHEAD: usize = 2;
 /// The depth of one pass for a transposed left operand read in place (see `depth_per_pass`).
 const KC_TRANSPOSED_IN_PLACE: usize = 128;
@@ -327,15 +328,17 @@ unsafe fn panel_along_chunk(
     let (panel, a_rows, a_col_stride) = a.panel(r);
     let panel = panel.wrapping_add(depth.start * a_col_stride);
     let last = depth.end == a.dims().1;
-    // The rows of this pass of the panel `PREFETCH_PANELS_AHEAD` on, brought into L2 while
-    // the chunk's last strip runs (packed panels only: each is contiguous); else this
-    // panel's own, already in L1.
+    // The rows of this pass of the packed panel `PREFETCH_PANELS_AHEAD` on, brought into L2
+    // while the chunk's last strip runs; on the other strips (and past the last panel),
+    // this panel's own rows, the lines each step loads anyway. The kernel prefetches only
+    // packed panels: an operand read in place has its rows a row stride apart.
     let ahead = r + PREFETCH_PANELS_AHEAD;
     let prefetch_panel = match a {
-        Lhs::Packed(_) if ahead * MR < a.dims().0 => a.panel(ahead).0,
-        _ => a.panel(r).0,
-    }
-    .wrapping_add(depth.start * a_col_stride);
+        Lhs::Packed(_) if ahead * MR < a.dims().0 => {
+            a.panel(ahead).0.wrapping_add(depth.start * MR)
+        }
+        _ => panel,
+    };
     let strips_in_chunk = chunk.len().div_ceil(NR);
     for (s, j) in chunk.clone().step_by(NR).enumerate() {
         let prefetch = if s + 1 == strips_in_chunk {
@@ -425,7 +428,8 @@ const STRIP_ALIGN: usize = 16;
 /// `a_col_stride` apart (`MR` if `PACKED`), `b` (the strip) `depth` rows of `NR`, `c`
 /// `rows` rows of `width` at stride `ldc` (the epilogue's residual too, and its bias `rows`
 /// values); `width ≤ NR`, `rows ≤ ROWS ≤ MR` (only the first `ROWS` rows are computed).
-/// Step `p` also prefetches into L2 the line at `prefetch` advanced as `a` is (any address).
+/// If `PACKED`, step `p` also prefetches into L2 the line at `prefetch + p·MR` (any
+/// address: a prefetch does not fault).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
@@ -460,9 +464,10 @@ unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
             let x0 = _mm512_loadu_ps(row);
             let x1 = _mm512_loadu_ps(row.add(16));
             let ap = a.add(p * if PACKED { MR } else { a_col_stride });
-            // A prefetch does not fault: its address need not lie inside the operand.
-            let ahead = prefetch.wrapping_add(p * if PACKED { MR } else { a_col_stride });
-            _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+            if PACKED {
+                // A prefetch does not fault: its address need not lie inside the operand.
+                _mm_prefetch::<_MM_HINT_T1>(prefetch.wrapping_add(p * MR).cast());
+            }
             macro_rules! fma {
                 ($i:expr, $lo:ident, $hi:ident) => {
                     if $i < ROWS {
