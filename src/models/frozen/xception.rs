@@ -3,8 +3,8 @@
 //! stride 1, as Winograd's F(2×2, 3×3), or on the direct kernels where that does not run),
 //! each block's separable convs with the batch norm after each folded into its pointwise
 //! weight, the strided blocks' `skip` 1×1 conv with `skipbn` folded (its subsampled input
-//! gathered the same way), the exit
-//! convs with `bn3`/`bn4` folded and their ReLU in the product's epilogue. Where the 1×1
+//! gathered the same way), the exit convs with `bn3`/`bn4` folded and their ReLU in the
+//! product's epilogue. Where the 1×1
 //! weight is packed, each separable conv is one product whose strips compute the depthwise
 //! conv (through the ReLU before it) as the product reads them (`pointwise::Rhs::Depthwise3x3`), so the depthwise
 //! output never reaches memory; a ReLU between two separable convs is applied as the first
@@ -111,7 +111,6 @@ impl FrozenSeparable {
     /// `y = maxpool₃ₓ₃,₂(self(x)) + residual` without storing `self(x)` whole, where the 1×1
     /// weight is packed (`pointwise::pooled`; `scratch` holds its bands): the pooled shape,
     /// or `None`, touching nothing, where it does not run.
-    #[allow(clippy::too_many_arguments)]
     fn apply_pooled(
         &self,
         x: &[f32],
